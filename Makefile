@@ -1,0 +1,91 @@
+# Defector Voices. `make help` lists the targets; `make run` and `make test` are all a newcomer needs.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+APP_PYTHON ?= $(shell scripts/find-python.sh 3.12 3.11 3.13 2>/dev/null)
+NLU_PYTHON ?= $(shell scripts/find-python.sh 3.10 2>/dev/null)
+VENV := .venv
+VENV_NLU := .venv-nlu
+PY := $(VENV)/bin/python
+RASA := $(VENV_NLU)/bin/rasa
+export RASA_TELEMETRY_ENABLED := false
+export TF_CPP_MIN_LOG_LEVEL := 2
+
+# The model is named after a hash of what it is trained from, so `make train` retrains only
+# when the training data or the pipeline change (a fresh clone or a checkout does not).
+NLU_DATA := $(sort $(wildcard nlu/*.yml))
+MODEL_HASH := $(shell cat config.yml $(NLU_DATA) requirements/nlu.txt | sha256sum | cut -c1-12)
+MODEL := models/nlu-$(MODEL_HASH).tar.gz
+WITH_MODEL := NLU_MODEL=$(abspath $(MODEL))
+
+TEST_DATABASE_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/postgres
+
+.PHONY: help install run chat test check lint types content-check validate pytest train \
+        nlu-report nlu-eval clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+install: $(VENV)/.installed $(VENV_NLU)/.installed ## create both Python environments from the lock files
+
+$(VENV)/.installed: requirements/app.txt requirements/dev.txt pyproject.toml
+	@test -n "$(APP_PYTHON)" || { echo "Python 3.11+ not found (needed for the app)"; exit 1; }
+	@echo "==> app environment ($(VENV), $$($(APP_PYTHON) --version))"
+	@test -x $(PY) || $(APP_PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements/app.txt -r requirements/dev.txt
+	@$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e . 2>/dev/null \
+	  || $(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@touch $@
+
+$(VENV_NLU)/.installed: requirements/nlu.txt
+	@test -n "$(NLU_PYTHON)" || { echo "Python 3.10 not found (Rasa 3.6 needs it)"; exit 1; }
+	@echo "==> NLU environment ($(VENV_NLU), $$($(NLU_PYTHON) --version), Rasa 3.6: about 70 s the first time)"
+	@test -x $(VENV_NLU)/bin/python || $(NLU_PYTHON) -m venv $(VENV_NLU)
+	@$(VENV_NLU)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements/nlu.txt
+	@touch $@
+
+train: $(MODEL) ## train the NLU model if its data or config changed
+
+$(MODEL): $(VENV_NLU)/.installed
+	@echo "==> training the NLU model $(MODEL) (about 2 minutes on 2 cores)"
+	@mkdir -p models
+	@$(RASA) train nlu --config config.yml --nlu nlu --out models \
+	  --fixed-model-name nlu-$(MODEL_HASH) --quiet
+	@ls -1t models/nlu-*.tar.gz | tail -n +4 | xargs -r rm -f  # keep the three newest
+
+run: install train ## set up what is missing, train if needed, start the NLU server and the bot
+	@$(WITH_MODEL) $(PY) -m bot run
+
+chat: install train ## talk to the bot in this terminal (no Telegram token needed)
+	@$(WITH_MODEL) $(PY) -m bot chat
+
+lint: $(VENV)/.installed ## ruff
+	@$(VENV)/bin/ruff check bot tests
+	@$(VENV)/bin/ruff format --check bot tests
+
+types: $(VENV)/.installed ## mypy --strict on bot/
+	@$(VENV)/bin/mypy
+
+content-check: $(VENV)/.installed ## validate the content library in responses/
+	@$(PY) -m bot content check
+
+validate: $(VENV_NLU)/.installed ## rasa data validate on nlu/ and config.yml
+	@$(RASA) data validate --data nlu --config config.yml --domain domain.yml --fail-on-warnings --quiet
+
+pytest: install train ## the test suite, on SQLite and PostgreSQL
+	@$(WITH_MODEL) TEST_DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+check: lint types content-check validate ## the fast static checks
+
+test: check pytest ## everything CI runs: lint, types, content check, data validation, tests
+
+nlu-report: install ## cross-validate the NLU pipeline (3 folds) and write reports/nlu/intent_table.md
+	@$(RASA) test nlu --nlu nlu --config config.yml --cross-validation --folds 3 --out reports/nlu/crossval
+	@$(PY) -m bot nlu report reports/nlu/crossval/intent_report.json > reports/nlu/intent_table.md
+	@cat reports/nlu/intent_table.md
+
+nlu-eval: install train ## score the model on the held-out set (tests/data/nlu_heldout.yml)
+	@$(WITH_MODEL) $(PY) -m bot nlu evaluate tests/data/nlu_heldout.yml
+
+clean: ## remove build outputs (models, caches); keeps data/ and the environments
+	rm -rf models .rasa .mypy_cache .ruff_cache .pytest_cache reports/nlu/crossval

@@ -1,0 +1,220 @@
+"""Command line: `python -m bot <command>`; `python -m bot --help` lists them."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from bot.settings import Settings, SettingsError
+
+
+def _settings() -> Settings:
+    return Settings.from_env().with_secrets()
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # python-telegram-bot and httpx log every request at INFO; that is noise, and the URLs
+    # contain the bot token.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("telegram.ext").setLevel(logging.WARNING)
+
+
+def cmd_run(_: argparse.Namespace) -> int:
+    from bot.run import run
+
+    settings = _settings()
+    _setup_logging(settings.log_level)
+    return asyncio.run(run(settings))
+
+
+def cmd_chat(_: argparse.Namespace) -> int:
+    from bot.chat import chat
+    from bot.services import Services
+
+    settings = _settings()
+    _setup_logging("WARNING")
+
+    async def main() -> None:
+        async with Services(settings) as services:
+            await chat(services.conversation, settings.pseudonym_secret)
+
+    asyncio.run(main())
+    return 0
+
+
+def cmd_nlu_parse(_: argparse.Namespace) -> int:
+    """One JSON object per input line: text, intent, confidence, source, ranking, entities."""
+    import contextlib
+
+    from bot.nlu.understanding import Understanding
+    from bot.services import open_nlu
+
+    settings = _settings()
+    _setup_logging("WARNING")
+
+    def as_json(u: Understanding) -> str:
+        return json.dumps(
+            {
+                "text": u.text,
+                "intent": u.intent,
+                "confidence": round(u.confidence, 4),
+                "source": u.source,
+                "ranking": u.ranking_json(),
+                "entities": u.entities_json(),
+            },
+            ensure_ascii=False,
+        )
+
+    async def main() -> None:
+        async with contextlib.AsyncExitStack() as stack:
+            client = await open_nlu(settings, stack)
+            for line in sys.stdin:
+                text = line.rstrip("\n")
+                if text.strip():
+                    print(as_json(await client.understand(text)), flush=True)
+
+    asyncio.run(main())
+    return 0
+
+
+def cmd_nlu_evaluate(args: argparse.Namespace) -> int:
+    """Score the model plus safety net on a labelled set (by default the held-out one)."""
+    import contextlib
+    from pathlib import Path
+
+    from bot.nlu.evaluation import confusions, load_labelled, predict, score, scores_table
+    from bot.services import open_nlu
+
+    settings = _settings()
+    _setup_logging("WARNING")
+    examples = load_labelled(Path(args.path))
+
+    async def main() -> list[str | None]:
+        async with contextlib.AsyncExitStack() as stack:
+            client = await open_nlu(settings, stack)
+            found = await predict(client, [e.text for e in examples])
+            return [u.intent for u in found]
+
+    scores = score(examples, asyncio.run(main()))
+    print(scores_table(scores))
+    print("\nMost frequent confusions (gold -> predicted):")
+    for (gold, predicted), count in confusions(scores):
+        print(f"  {count:3d}  {gold} -> {predicted}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(scores.summary(), indent=2) + "\n")
+    return 0
+
+
+def cmd_nlu_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from bot.nlu.evaluation import crossval_table
+
+    print(crossval_table(json.loads(Path(args.report).read_text())))
+    return 0
+
+
+def cmd_content_check(_: argparse.Namespace) -> int:
+    from bot.content.check import main
+
+    return main(Settings.from_env().content_dir)
+
+
+def cmd_db_upgrade(_: argparse.Namespace) -> int:
+    from bot.storage.database import Database
+
+    settings = _settings()
+
+    async def main() -> None:
+        database = Database(settings.database_url)
+        await database.start()  # runs the Alembic migrations
+        await database.close()
+        print(f"database at {database.url} is up to date")
+
+    asyncio.run(main())
+    return 0
+
+
+def cmd_db_purge(_: argparse.Namespace) -> int:
+    from bot.retention import purge_expired
+    from bot.storage.database import Database
+    from bot.storage.store import Store
+
+    settings = _settings()
+
+    async def main() -> int:
+        database = Database(settings.database_url)
+        await database.start()
+        try:
+            return await purge_expired(Store(database), settings.retention_days)
+        finally:
+            await database.close()
+
+    deleted = asyncio.run(main())
+    print(f"deleted {deleted} messages older than {settings.retention_days} days")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bot", description="Defector Voices: the bot and its tools."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser(
+        "run", help="run the bot (Telegram with a token, else the terminal chat)"
+    ).set_defaults(func=cmd_run)
+    commands.add_parser("chat", help="talk to the bot in this terminal").set_defaults(func=cmd_chat)
+    nlu = commands.add_parser("nlu", help="the NLU model").add_subparsers(
+        dest="nlu_command", required=True, metavar="NLU_COMMAND"
+    )
+    nlu.add_parser(
+        "parse", help="classify stdin, one message per line, printing one JSON object per line"
+    ).set_defaults(func=cmd_nlu_parse)
+    evaluate = nlu.add_parser(
+        "evaluate", help="score the model and safety net on a labelled YAML set"
+    )
+    evaluate.add_argument("path", help="e.g. tests/data/nlu_heldout.yml")
+    evaluate.add_argument("--json", help="also write the summary scores to this file")
+    evaluate.set_defaults(func=cmd_nlu_evaluate)
+    report = nlu.add_parser("report", help="turn rasa's intent_report.json into a Markdown table")
+    report.add_argument("report", help="path to intent_report.json")
+    report.set_defaults(func=cmd_nlu_report)
+    content = commands.add_parser("content", help="the content library").add_subparsers(
+        dest="content_command", required=True, metavar="CONTENT_COMMAND"
+    )
+    content.add_parser(
+        "check", help="validate responses/ and report problems with file and line"
+    ).set_defaults(func=cmd_content_check)
+    db = commands.add_parser("db", help="the database").add_subparsers(
+        dest="db_command", required=True, metavar="DB_COMMAND"
+    )
+    db.add_parser("upgrade", help="apply the database migrations").set_defaults(func=cmd_db_upgrade)
+    db.add_parser(
+        "purge-expired", help="delete messages older than RETENTION_DAYS now"
+    ).set_defaults(func=cmd_db_purge)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result: int = args.func(args)
+    except SettingsError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

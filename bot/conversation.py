@@ -1,0 +1,169 @@
+"""One conversation turn: update -> understanding -> decision -> content -> reply -> record.
+
+Every front end (Telegram, the terminal chat, the tests) goes through `Conversation.handle`,
+so what is stored and what is said cannot differ between them.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from bot.content.provider import LibraryProvider
+from bot.nlu.client import NLUClient
+from bot.nlu.understanding import Understanding
+from bot.policy.compose import Reply, ReplyContext, compose
+from bot.policy.decision import Button, Command, Message, NonText, ReplyPlan, decide
+from bot.policy.state import UserState
+from bot.settings import Settings
+from bot.storage.store import Store
+
+log = logging.getLogger(__name__)
+
+_CAMPAIGN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+@dataclass(frozen=True)
+class TextIn:
+    """A text message as the user typed it, before cleaning and understanding."""
+
+    text: str
+
+
+Incoming = TextIn | Command | Button | NonText
+
+
+def clean_user_text(text: str, max_chars: int) -> tuple[str, bool]:
+    """Drop NULs and control characters (keeping line breaks), trim, cap the length.
+
+    Returns the clean text and whether it was cut; a cut message is still stored and answered.
+    """
+    kept = "".join(
+        ch
+        for ch in text
+        if ch in "\n\t" or unicodedata.category(ch) not in {"Cc", "Cs", "Co", "Cn"}
+    ).strip()
+    if len(kept) > max_chars:
+        return kept[:max_chars], True
+    return kept, False
+
+
+def campaign_from_payload(payload: str | None) -> str | None:
+    """A deep-link payload is a campaign tag only if it looks like one; anything else is dropped."""
+    if payload and _CAMPAIGN.match(payload):
+        return payload
+    return None
+
+
+def flags_for(understanding: Understanding) -> tuple[str, ...]:
+    if understanding.is_crisis:
+        return ("crisis",)
+    if understanding.is_risk:
+        return ("risk",)
+    return ()
+
+
+class Conversation:
+    """The bot's brain, shared by every front end; holds no per-user state in memory."""
+
+    def __init__(
+        self, settings: Settings, store: Store, nlu: NLUClient, library: LibraryProvider
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.nlu = nlu
+        self.library = library
+        self.context = ReplyContext(settings.operator_name, settings.retention_days)
+
+    async def handle(
+        self,
+        pseudonym: str,
+        incoming: Incoming,
+        *,
+        update_id: int | None = None,
+        is_test: bool = False,
+    ) -> list[Reply]:
+        """Answer one incoming event for the user `pseudonym` and record both sides."""
+        state = await self.store.load_user(pseudonym)
+        truncated = False
+        if isinstance(incoming, TextIn):
+            text, truncated = clean_user_text(incoming.text, self.settings.max_message_chars)
+            understanding = await self.nlu.understand(text)
+            await self.store.record_message(
+                pseudonym,
+                direction="in",
+                kind="text",
+                text=text,
+                understanding=understanding,
+                flags=flags_for(understanding),
+                update_id=update_id,
+                is_test=is_test,
+            )
+            event: Command | Button | NonText | Message = Message(understanding)
+        else:
+            event = incoming
+            await self.store.record_message(
+                pseudonym,
+                direction="in",
+                kind=_incoming_kind(incoming),
+                text=_incoming_text(incoming),
+                update_id=update_id,
+                is_test=is_test,
+            )
+            if isinstance(incoming, Command) and incoming.name == "start":
+                campaign = campaign_from_payload(incoming.payload)
+                if campaign and not state.campaign:
+                    state.campaign = campaign
+
+        plan = decide(event, state)
+        library = self.library.current()
+        if plan.kind == "forget_done":
+            await self.store.forget_user(pseudonym)
+            return [Reply(kind=plan.kind, text=library.reply("forget_done"))]
+        _apply_flags(plan, state)
+        reply = compose(plan, state, library, self.context)
+        if truncated:
+            reply = Reply(
+                reply.kind,
+                f"{library.reply('too_long')}\n\n{reply.text}",
+                reply.buttons,
+                reply.content_ids,
+                reply.flags,
+            )
+        await self.store.record_message(
+            pseudonym,
+            direction="out",
+            kind=reply.kind,
+            text=reply.text,
+            content_ids=reply.content_ids,
+            flags=reply.flags,
+            is_test=is_test,
+        )
+        await self.store.save_user(state)
+        return [reply]
+
+
+def _apply_flags(plan: ReplyPlan, state: UserState) -> None:
+    if "crisis" in plan.flags:
+        state.in_crisis = True
+    if "human_requested" in plan.flags:
+        state.human_requested = True
+
+
+def _incoming_kind(incoming: Command | Button | NonText) -> str:
+    if isinstance(incoming, Command):
+        return "command"
+    if isinstance(incoming, Button):
+        return "callback"
+    return "non_text"
+
+
+def _incoming_text(incoming: Command | Button | NonText) -> str:
+    if isinstance(incoming, Command):
+        # The payload is a campaign tag at most; it is kept on the user, not in the text.
+        return f"/{incoming.name}"
+    if isinstance(incoming, Button):
+        return incoming.data
+    return f"[{incoming.kind}]"

@@ -1,0 +1,1 @@
+"""Understanding a user's message: the Rasa NLU client, the local server, the intent vocabulary."""

@@ -1,0 +1,207 @@
+"""The decision table: from an event (message, command, button) and user state to a reply plan.
+
+This module is pure: no I/O, no content, no randomness, so every row of the table is a unit
+test (`tests/test_policy.py`). Crisis comes first, before anything else is considered; a user
+in crisis state never receives a counter-message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.nlu.intents import CRISIS_INTENTS, RISK_INTENTS
+from bot.nlu.understanding import Understanding
+from bot.policy.state import UserState
+
+# Buttons, by id; their labels are reply texts (`button_<id>`) in the content library.
+ANOTHER_STORY = "another_story"
+HELP = "help"
+HUMAN = "human"
+FORGET_YES = "forget_yes"
+FORGET_NO = "forget_no"
+COUNTRY = "country"
+"""Not one button but the row of country buttons (and "other") built from the library."""
+
+COUNTER_BUTTONS = (ANOTHER_STORY, HELP, HUMAN)
+
+EXIT_KINDS = ("exit", "family")
+CRISIS_KINDS = ("emergency", "crisis")
+
+SIMPLE_REPLIES = frozenset(
+    {
+        "greet",
+        "goodbye",
+        "thanks",
+        "affirm",
+        "deny",
+        "insult",
+        "oppose_extremism",
+        "benign_religious",
+        "out_of_scope",
+    }
+)
+"""Intents answered with the reply text of the same name and nothing else."""
+
+
+@dataclass(frozen=True)
+class Message:
+    """A text message, already understood."""
+
+    understanding: Understanding
+
+
+@dataclass(frozen=True)
+class Command:
+    """A slash command (`/start`, ...) with its optional deep-link payload."""
+
+    name: str
+    payload: str | None = None
+
+
+@dataclass(frozen=True)
+class Button:
+    """An inline-button press; `data` is the callback data the bot attached."""
+
+    data: str
+
+
+@dataclass(frozen=True)
+class NonText:
+    """A sticker, photo, voice note or anything else without text."""
+
+    kind: str
+
+
+Event = Message | Command | Button | NonText
+
+
+@dataclass(frozen=True)
+class ReplyPlan:
+    """What to answer, before any text is chosen.
+
+    `kind` names the reply (and is stored with it); `claim` selects testimonies; a non-empty
+    `resource_kinds` appends resources for `country` (or asks for the country first when
+    `ask_country`); `flags` mark the conversation for moderators.
+    """
+
+    kind: str
+    claim: str | None = None
+    resource_kinds: tuple[str, ...] = ()
+    country: str | None = None
+    ask_country: bool = False
+    buttons: tuple[str, ...] = ()
+    flags: tuple[str, ...] = ()
+
+
+def decide(event: Event, state: UserState) -> ReplyPlan:
+    """The whole decision table; read top to bottom, first match wins."""
+    if isinstance(event, Message):
+        return _decide_message(event.understanding, state)
+    if isinstance(event, Command):
+        return _decide_command(event, state)
+    if isinstance(event, Button):
+        return _decide_button(event.data, state)
+    return ReplyPlan("non_text")
+
+
+def _decide_message(understood: Understanding, state: UserState) -> ReplyPlan:
+    intent = understood.intent
+    country = understood.entity("country") or state.country
+    if intent in CRISIS_INTENTS:
+        return _safety(intent, country)
+    if intent is None:
+        return ReplyPlan("nlu_unavailable", buttons=(HELP, HUMAN))
+    if intent == "request_human":
+        return _human()
+    if intent in ("ask_resources", "ask_help_leaving"):
+        return _resources(
+            "help_leaving" if intent == "ask_help_leaving" else "resources", country, state
+        )
+    if state.in_crisis:
+        return ReplyPlan(
+            "crisis_followup",
+            resource_kinds=CRISIS_KINDS,
+            country=country,
+            buttons=(HUMAN,),
+            flags=("crisis",),
+        )
+    if intent in RISK_INTENTS:
+        return ReplyPlan("counter_message", claim=intent, buttons=COUNTER_BUTTONS, flags=("risk",))
+    if intent == "question_defectors":
+        return ReplyPlan("sourcing", buttons=COUNTER_BUTTONS)
+    if intent == "ask_bot_identity":
+        return ReplyPlan("identity", buttons=(HUMAN,))
+    if intent == "ask_privacy":
+        return ReplyPlan("privacy")
+    if intent in SIMPLE_REPLIES:
+        return ReplyPlan(intent)
+    # nlu_fallback, and any intent the model knows but this table does not.
+    return ReplyPlan("fallback", buttons=(HELP, HUMAN))
+
+
+def _safety(intent: str, country: str | None) -> ReplyPlan:
+    kind = "safety_violence" if intent == "crisis_violence" else "safety_self_harm"
+    return ReplyPlan(
+        kind,
+        resource_kinds=CRISIS_KINDS,
+        country=country,
+        buttons=(HUMAN,),
+        flags=("crisis",),
+    )
+
+
+def _human() -> ReplyPlan:
+    return ReplyPlan("human_requested", flags=("human_requested",))
+
+
+def _resources(kind: str, country: str | None, state: UserState) -> ReplyPlan:
+    kinds = EXIT_KINDS + CRISIS_KINDS if state.in_crisis else EXIT_KINDS
+    if country is None:
+        return ReplyPlan(kind, ask_country=True, buttons=(COUNTRY,))
+    return ReplyPlan(kind, resource_kinds=kinds, country=country, buttons=(HUMAN,))
+
+
+def _decide_command(command: Command, state: UserState) -> ReplyPlan:
+    name = command.name
+    if name == "start":
+        return ReplyPlan("welcome")
+    if name == "help":
+        return ReplyPlan("help")
+    if name == "privacy":
+        return ReplyPlan("privacy")
+    if name == "resources":
+        return _resources("resources", state.country, state)
+    if name == "forget":
+        return ReplyPlan("forget_confirm", buttons=(FORGET_YES, FORGET_NO))
+    if name == "human":
+        return _human()
+    return ReplyPlan("help")
+
+
+def _decide_button(data: str, state: UserState) -> ReplyPlan:
+    if data == ANOTHER_STORY:
+        if state.in_crisis:
+            return ReplyPlan(
+                "crisis_followup",
+                resource_kinds=CRISIS_KINDS,
+                country=state.country,
+                buttons=(HUMAN,),
+                flags=("crisis",),
+            )
+        claim = state.last_claim or "interest_joining"
+        return ReplyPlan("counter_message", claim=claim, buttons=COUNTER_BUTTONS)
+    if data == HELP:
+        return _resources("resources", state.country, state)
+    if data == HUMAN:
+        return _human()
+    if data == FORGET_YES:
+        return ReplyPlan("forget_done")
+    if data == FORGET_NO:
+        return ReplyPlan("forget_cancelled")
+    if data.startswith(f"{COUNTRY}:"):
+        code = data.split(":", 1)[1]
+        country = None if code == "other" else code
+        kind = "help_leaving" if state.last_reply_kind == "help_leaving" else "resources"
+        kinds = EXIT_KINDS + CRISIS_KINDS if state.in_crisis else EXIT_KINDS
+        return ReplyPlan(kind, resource_kinds=kinds, country=country or "global", buttons=(HUMAN,))
+    return ReplyPlan("fallback", buttons=(HELP, HUMAN))

@@ -1,0 +1,1 @@
+"""Safety mechanisms that hold whatever the model says: the deterministic crisis net."""

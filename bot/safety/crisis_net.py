@@ -1,0 +1,100 @@
+"""A deterministic crisis safety net that runs beside the NLU model.
+
+The model is statistical and its confidences are not calibrated, so explicit crisis phrasing
+("i want to kill myself", "i'm going to hurt people") is also matched by hand-written
+patterns; a match overrides whatever the model said. Crisis recall comes first: a false
+alarm costs a kind safety message, a miss can cost a life. The patterns are deliberately
+about the speaker's own intent ("i want to die", not "the movie where he dies") and skip
+everyday hyperbole ("this homework is killing me", "dying to see it").
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+_I = r"(?:i|im|i'm|i am|ive|i've|me|my self|myself|i'll|ill|i will|i wanna|i want to|i need to)"
+
+_SELF_HARM = [
+    r"\b(?:kill|killing|hurt|hurting|cut|cutting|harm|harming)\s+(?:my ?self|myself|meself)\b",
+    r"\bk+i+l+l+\s*m+y+\s*s+e+l+f+\b",
+    r"\bkms\b",
+    # "suicide bomber" is talk about violence, not the speaker's own crisis.
+    r"\bsuicid(?:e|al)\b(?!\s*(?:bomb|attack|vest|mission|operation))",
+    r"\b(?:end|ending|take|taking)\s+(?:it all|my (?:own )?life|my life|everything)\b",
+    r"\bwant(?:s|ed)?\s+(?:to\s+)?(?:die|be dead|disappear forever|not exist)\b",
+    r"\bwanna\s+(?:die|be dead)\b",
+    r"\b(?:wish|wishing)\s+(?:i|id|i'd|i was|i were)\s*(?:was |were |be |had )?"
+    r"(?:dead|never born)\b",
+    r"\bdon'?t\s+want\s+to\s+(?:live|be alive|wake up|exist)\b",
+    r"\bno\s+(?:reason|point)\s+(?:to|in)\s+(?:live|living|going on|being alive)\b",
+    r"\b(?:better off|be better)\s+without\s+me\b",
+    r"\bnot\s+(?:be|being)\s+(?:here|around|alive)\s+(?:anymore|any more|tomorrow)\b",
+    r"\bcan'?t\s+(?:go on|do this anymore|take it anymore|keep going)\b",
+    r"\b(?:self[- ]?harm|selfharm)\b",
+]
+
+_VIOLENCE = [
+    rf"\b{_I}\s+(?:going to|gonna|will|want to|wanna|plan to|planning to|am going to)\s+"
+    r"(?:kill|hurt|stab|shoot|attack|bomb|murder)\s+(?:people|them|everyone|someone|him|her|"
+    r"those|the|my|all|some|kuffar|kafirs?|infidels?|police|cops|teachers?|classmates?)\b",
+    r"\bwant(?:s)?\s+to\s+(?:kill|murder|stab|shoot|bomb)\s+(?:people|everyone|someone|them|"
+    r"all of them|kuffar|kafirs?|infidels?)\b",
+    r"\b(?:make|making)\s+them\s+(?:all\s+)?pay\b.*\b(?:kill|hurt|blood|die)\b",
+    r"\b(?:an|the)\s+attack\s+(?:on|at|in)\b.*\b(?:i|im|i'm|we)\s+(?:will|gonna|going to|plan)\b",
+    rf"\b{_I}\s+(?:going to|gonna|will|wanna|want to)\s+(?:do|carry out|commit)\s+"
+    r"(?:an?\s+)?(?:attack|shooting|massacre|martyrdom operation)\b",
+]
+
+_HYPERBOLE = [
+    r"\b(?:homework|exam|exams|work|school|job|traffic|this song|my feet|the heat|the wait)\b"
+    r".{0,20}\bkilling me\b",
+    r"\bdying to\s+(?:see|watch|try|go|meet|know|hear)\b",
+    r"\bkill(?:ing)?\s+(?:the\s+)?(?:lights?|time|game|vibe|engine|process|tab|app)\b",
+]
+
+_SELF_HARM_RE = [re.compile(p) for p in _SELF_HARM]
+_VIOLENCE_RE = [re.compile(p) for p in _VIOLENCE]
+_HYPERBOLE_RE = [re.compile(p) for p in _HYPERBOLE]
+
+
+@dataclass(frozen=True)
+class CrisisMatch:
+    """Which crisis intent the safety net recognised and the pattern that matched."""
+
+    intent: str
+    pattern: str
+
+
+def normalise(text: str) -> str:
+    """Lower-case, fold compatibility characters, drop zero-width and control characters.
+
+    Without this, "k\u200bill myself" or full-width letters would slip past the patterns.
+    """
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    kept = "".join(
+        ch if unicodedata.category(ch)[0] not in {"C"} else " "
+        for ch in folded
+        if unicodedata.category(ch) != "Cf"
+    )
+    kept = kept.replace("\u2019", "'").replace("`", "'")
+    return re.sub(r"\s+", " ", kept).strip()
+
+
+def detect_crisis(text: str) -> CrisisMatch | None:
+    """Return the crisis intent explicit in `text`, or None; never raises."""
+    clean = normalise(text)
+    if not clean:
+        return None
+    if any(p.search(clean) for p in _HYPERBOLE_RE) and not any(
+        p.search(clean) for p in _SELF_HARM_RE[:4]
+    ):
+        return None
+    for pattern in _SELF_HARM_RE:
+        if pattern.search(clean):
+            return CrisisMatch("crisis_self_harm", pattern.pattern)
+    for pattern in _VIOLENCE_RE:
+        if pattern.search(clean):
+            return CrisisMatch("crisis_violence", pattern.pattern)
+    return None

@@ -1,0 +1,228 @@
+"""All configuration, read once from the environment (and an optional `.env` file).
+
+Every setting is documented in the README's configuration table; `Settings.from_env`
+is the only place that reads `os.environ`, so a bad value fails at start-up with a
+message naming the variable instead of deep inside a handler.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Typed configuration of the bot, the NLU client and the storage."""
+
+    telegram_bot_token: str | None = None
+    telegram_api_base_url: str = "https://api.telegram.org/bot"
+    operator_name: str = "the Defector Voices team"
+    database_url: str = f"sqlite+aiosqlite:///{PROJECT_ROOT / 'data' / 'defector_voices.db'}"
+    pseudonym_secret: str = field(default="", repr=False)
+    retention_days: int = 90
+    retention_check_seconds: int = 3600
+    nlu_url: str | None = None
+    nlu_auth_token: str = field(default="", repr=False)
+    nlu_timeout_seconds: float = 3.0
+    nlu_host: str = "127.0.0.1"
+    nlu_port: int = 5005
+    nlu_model_dir: Path = PROJECT_ROOT / "models"
+    nlu_model: Path | None = None
+    """A model file to serve; by default the newest in `nlu_model_dir`."""
+    nlu_python: Path = PROJECT_ROOT / ".venv-nlu" / "bin" / "python"
+    nlu_startup_timeout_seconds: float = 120.0
+    content_dir: Path = PROJECT_ROOT / "responses"
+    data_dir: Path = PROJECT_ROOT / "data"
+    max_message_chars: int = 4000
+    concurrent_updates: int = 64
+    log_level: str = "INFO"
+
+    @property
+    def local_nlu_url(self) -> str:
+        """The URL of the NLU server that `make run` starts when `NLU_URL` is unset."""
+        return f"http://{self.nlu_host}:{self.nlu_port}"
+
+    @property
+    def effective_nlu_url(self) -> str:
+        return self.nlu_url or self.local_nlu_url
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, dotenv: Path | None = None
+    ) -> Settings:
+        """Build settings from `environ` (default: `os.environ` over `./.env`).
+
+        Values in the real environment win over the `.env` file, as in most tools.
+        """
+        if environ is None:
+            env = dict(read_dotenv(dotenv or PROJECT_ROOT / ".env"))
+            env.update(os.environ)
+        else:
+            env = dict(environ)
+        data_dir = Path(env.get("DATA_DIR", str(cls.data_dir))).expanduser()
+        defaults = cls(data_dir=data_dir)
+        return cls(
+            telegram_bot_token=env.get("TELEGRAM_BOT_TOKEN") or None,
+            telegram_api_base_url=_get(
+                env, "TELEGRAM_API_BASE_URL", defaults.telegram_api_base_url, _url
+            ),
+            operator_name=_get(env, "OPERATOR_NAME", defaults.operator_name, _nonempty),
+            database_url=_get(
+                env,
+                "DATABASE_URL",
+                f"sqlite+aiosqlite:///{data_dir / 'defector_voices.db'}",
+                _database_url,
+            ),
+            pseudonym_secret=env.get("PSEUDONYM_SECRET") or "",
+            retention_days=_get(env, "RETENTION_DAYS", defaults.retention_days, _positive_int),
+            retention_check_seconds=_get(
+                env, "RETENTION_CHECK_SECONDS", defaults.retention_check_seconds, _positive_int
+            ),
+            nlu_url=_get(env, "NLU_URL", None, _optional_url),
+            nlu_auth_token=env.get("NLU_AUTH_TOKEN", ""),
+            nlu_timeout_seconds=_get(
+                env, "NLU_TIMEOUT_SECONDS", defaults.nlu_timeout_seconds, _positive_float
+            ),
+            nlu_host=_get(env, "NLU_HOST", defaults.nlu_host, _nonempty),
+            nlu_port=_get(env, "NLU_PORT", defaults.nlu_port, _port),
+            nlu_model_dir=Path(env.get("NLU_MODEL_DIR", str(defaults.nlu_model_dir))),
+            nlu_model=_get(env, "NLU_MODEL", None, _existing_file),
+            nlu_python=Path(env.get("NLU_PYTHON", str(defaults.nlu_python))),
+            nlu_startup_timeout_seconds=_get(
+                env,
+                "NLU_STARTUP_TIMEOUT_SECONDS",
+                defaults.nlu_startup_timeout_seconds,
+                _positive_float,
+            ),
+            content_dir=Path(env.get("CONTENT_DIR", str(defaults.content_dir))),
+            data_dir=data_dir,
+            max_message_chars=_get(
+                env, "MAX_MESSAGE_CHARS", defaults.max_message_chars, _positive_int
+            ),
+            concurrent_updates=_get(
+                env, "CONCURRENT_UPDATES", defaults.concurrent_updates, _positive_int
+            ),
+            log_level=_get(env, "LOG_LEVEL", defaults.log_level, _log_level),
+        )
+
+    def with_secrets(self) -> Settings:
+        """Fill in secrets that may be generated locally, persisting them under `data_dir`.
+
+        A pseudonym secret must never change while data exists (every user would get a new
+        pseudonym), so a generated one is written once to `data/pseudonym.secret` and reused.
+        """
+        if self.pseudonym_secret:
+            return self
+        path = self.data_dir / "pseudonym.secret"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_hex(32))
+        secret = path.read_text().strip()
+        if len(secret) < 32:
+            raise SettingsError(f"{path} holds a secret shorter than 32 characters")
+        return replace(self, pseudonym_secret=secret)
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """Parse a `.env` file: `NAME=value` lines, `#` comments, optional quotes."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[len("export ") :]
+        name, sep, value = line.partition("=")
+        if not sep or not name.strip().isidentifier():
+            raise SettingsError(f"{path}:{number}: expected NAME=value, got {raw!r}")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[name.strip()] = value
+    return values
+
+
+def _get(env: Mapping[str, str], name: str, default: T, parse: Callable[[str], T]) -> T:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return parse(raw.strip())
+    except ValueError as exc:
+        raise SettingsError(f"{name}={raw!r} is not valid: {exc}") from None
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise ValueError("must be a whole number above 0")
+    return value
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if not value > 0:
+        raise ValueError("must be a number above 0")
+    return value
+
+
+def _port(raw: str) -> int:
+    value = int(raw)
+    if not 1 <= value <= 65535:
+        raise ValueError("must be a port number from 1 to 65535")
+    return value
+
+
+def _url(raw: str) -> str:
+    if not raw.startswith(("http://", "https://")):
+        raise ValueError("must start with http:// or https://")
+    return raw.rstrip("/") if raw.endswith("//") else raw
+
+
+def _optional_url(raw: str) -> str | None:
+    return _url(raw).rstrip("/")
+
+
+def _existing_file(raw: str) -> Path | None:
+    path = Path(raw).expanduser()
+    if not path.is_file():
+        raise ValueError("no such file (run `make train` to build the model)")
+    return path
+
+
+def _nonempty(raw: str) -> str:
+    if not raw:
+        raise ValueError("must not be empty")
+    return raw
+
+
+def _database_url(raw: str) -> str:
+    if not raw.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+        raise ValueError(
+            "use sqlite+aiosqlite:///path/to/file.db or postgresql+asyncpg://user@host/db"
+        )
+    return raw
+
+
+def _log_level(raw: str) -> str:
+    level = raw.upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+    return level

@@ -1,0 +1,7 @@
+"""Storage: users by pseudonym, their messages, processed updates; SQLite or PostgreSQL."""
+
+from bot.storage.database import Database, StorageUnavailable
+from bot.storage.pseudonym import pseudonymise
+from bot.storage.store import Store, StoredMessage
+
+__all__ = ["Database", "StorageUnavailable", "Store", "StoredMessage", "pseudonymise"]

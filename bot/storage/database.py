@@ -1,0 +1,179 @@
+"""The database connection: engine, sessions, schema migrations, and what to say when it fails.
+
+SQLite (one file, the default) and PostgreSQL (for several replicas) are both supported through
+SQLAlchemy's async drivers. `Database.start` brings the schema to the newest Alembic revision,
+so a fresh database and an old one both end up as the code expects.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, event, make_url, text
+from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+# busy_timeout first, so that switching to WAL waits for another connection's lock.
+# secure_delete overwrites deleted rows with zeros instead of leaving them in free pages.
+SQLITE_PRAGMAS = (
+    "PRAGMA busy_timeout=5000",
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA secure_delete=ON",
+)
+
+# Any constant shared by all replicas: they take this lock so that only one migrates at a time.
+_MIGRATION_LOCK_KEY = 0x44565F6D6967  # "DV_mig"
+
+_CONNECT_TIMEOUT_SECONDS = 10
+
+
+class StorageUnavailable(RuntimeError):
+    """The database cannot be reached or prepared; the message names its URL, password masked."""
+
+
+class Database:
+    """An async engine and its sessions for one database URL.
+
+    >>> db = Database("sqlite+aiosqlite:///data/defector_voices.db")
+    >>> await db.start()            # connects and migrates, or raises StorageUnavailable
+    >>> async with db.session() as session: ...
+    >>> await db.close()
+    """
+
+    def __init__(self, url: str) -> None:
+        try:
+            self._url = make_url(url)
+        except ArgumentError:
+            raise ValueError("the database URL is malformed") from None  # it may hold a password
+        if self._url.get_backend_name() not in ("sqlite", "postgresql"):
+            raise ValueError(f"{self.url}: use sqlite+aiosqlite:// or postgresql+asyncpg://")
+        self._engine: AsyncEngine | None = None
+        self._sessions: async_sessionmaker[AsyncSession] | None = None
+
+    @property
+    def url(self) -> str:
+        """The URL with its password masked, for logs and error messages."""
+        return self._url.render_as_string(hide_password=True)
+
+    @property
+    def dialect(self) -> str:
+        """`sqlite` or `postgresql`."""
+        return self._url.get_backend_name()
+
+    @property
+    def engine(self) -> AsyncEngine:
+        if self._engine is None:
+            raise RuntimeError("Database.start() has not been called")
+        return self._engine
+
+    def session(self) -> AsyncSession:
+        """A new session, to use as `async with db.session() as session:`."""
+        if self._sessions is None:
+            raise RuntimeError("Database.start() has not been called")
+        return self._sessions()
+
+    async def start(self) -> None:
+        """Connect, check the connection and upgrade the schema to the newest revision."""
+        if self._engine is not None:
+            return
+        engine = self._create_engine()
+        try:
+            async with engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except Exception as exc:
+            # Whatever the driver raises (refused, timed out, no such database, bad password):
+            # asyncpg's own errors on connect are not wrapped in SQLAlchemy's.
+            await engine.dispose()
+            raise StorageUnavailable(f"cannot reach the database at {self.url}: {exc}") from exc
+        try:
+            async with engine.begin() as connection:
+                await connection.run_sync(upgrade_to_head)
+        except (OSError, DBAPIError) as exc:
+            await engine.dispose()
+            raise StorageUnavailable(f"cannot migrate the database at {self.url}: {exc}") from exc
+        self._engine = engine
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        log.info("storage ready at %s", self.url)
+
+    async def close(self) -> None:
+        if self._engine is not None:
+            await self._engine.dispose()
+        self._engine = None
+        self._sessions = None
+
+    def _create_engine(self) -> AsyncEngine:
+        if self.dialect == "sqlite":
+            self._prepare_sqlite_file()
+            engine = create_async_engine(self._url)
+            event.listen(engine.sync_engine, "connect", _set_sqlite_pragmas)
+            return engine
+        return create_async_engine(
+            self._url,
+            pool_pre_ping=True,
+            connect_args={"timeout": _CONNECT_TIMEOUT_SECONDS},
+        )
+
+    def _prepare_sqlite_file(self) -> None:
+        """Create the database's folder and file readable by the bot's account only.
+
+        SQLite gives its -wal and -shm files the database file's permissions, so they stay
+        private too.
+        """
+        database = self._url.database
+        if not database or database == ":memory:" or database.startswith("file:"):
+            return
+        path = Path(database)
+        try:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if not path.exists():
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot create the database at {self.url}: {exc}") from exc
+
+
+def alembic_config(url: str | None = None) -> Config:
+    """The Alembic configuration of the bot's migrations, independent of any `alembic.ini`."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("path_separator", "os")
+    if url is not None:
+        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def upgrade_to_head(connection: Connection) -> None:
+    """Run `alembic upgrade head` on an open connection (for `AsyncConnection.run_sync`)."""
+    if connection.dialect.name == "postgresql":
+        # Held until the surrounding transaction ends: replicas starting together migrate once.
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
+def _set_sqlite_pragmas(dbapi_connection: Any, _connection_record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        for pragma in SQLITE_PRAGMAS:
+            cursor.execute(pragma)
+            if pragma.startswith("PRAGMA journal_mode"):
+                mode = cursor.fetchone()[0]
+                if mode not in ("wal", "memory"):
+                    log.warning("SQLite refused WAL mode (got %r); deleted data may linger", mode)
+    finally:
+        cursor.close()

@@ -1,0 +1,140 @@
+"""The tables: who talks to the bot (by pseudonym only), what was said, which updates were handled.
+
+No column holds a name, a username, a phone number or a Telegram id: a user is known by the
+HMAC of their Telegram id (`bot.storage.pseudonym`). `bot/storage/migrations` creates the same
+schema with explicit operations; `tests/test_storage.py` checks that the two agree.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+DIRECTIONS = ("in", "out")
+
+# JSONB on PostgreSQL (binary, comparable), JSON stored as text on SQLite.
+PortableJSON = JSON().with_variant(JSONB(), "postgresql")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on every backend.
+
+    PostgreSQL keeps the offset (`timestamptz`); SQLite has no timestamp type and stores the
+    wall-clock text without it, so values are converted to UTC on the way in and marked UTC on
+    the way out. A naive datetime is refused: its meaning would depend on the server's clock.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value!r}: pass a timezone-aware UTC datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    # Named constraints, so that later migrations can alter them on every backend.
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+            "uq": "uq_%(table_name)s_%(column_0_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+
+
+class User(Base):
+    """One person talking to the bot, known only by pseudonym."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    pseudonym: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    country: Mapped[str | None] = mapped_column(String(2))
+    campaign: Mapped[str | None] = mapped_column(String(64))
+    in_crisis: Mapped[bool] = mapped_column(Boolean, default=False)
+    human_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_claim: Mapped[str | None] = mapped_column(String(64))
+    last_reply_kind: Mapped[str | None] = mapped_column(String(64))
+    shown_testimonies: Mapped[list[str]] = mapped_column(PortableJSON, default=list)
+    # For moderators: the user once said something a recruiter would want to hear, or
+    # something that called for crisis resources. Set by `Store.record_message`, never cleared
+    # by the bot.
+    risk_flag: Mapped[bool] = mapped_column(Boolean, default=False)
+    crisis_flag: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Message(Base):
+    """One message, from the user ("in") or from the bot ("out")."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        Index("ix_messages_user_id_created_at", "user_id", "created_at"),
+        CheckConstraint("direction IN ('in', 'out')", name="direction"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    direction: Mapped[str] = mapped_column(String(3))
+    # "in": text, command, callback or non_text; "out": the reply kind (counter_message, ...).
+    kind: Mapped[str] = mapped_column(String(32))
+    text: Mapped[str | None] = mapped_column(Text)
+    intent: Mapped[str | None] = mapped_column(String(64))
+    confidence: Mapped[float | None] = mapped_column(Float)
+    ranking: Mapped[list[dict[str, Any]]] = mapped_column(PortableJSON, default=list)
+    entities: Mapped[list[dict[str, Any]]] = mapped_column(PortableJSON, default=list)
+    # nlu, safety_net or unavailable; NULL when nothing was understood (outgoing messages).
+    intent_source: Mapped[str | None] = mapped_column(String(16))
+    model: Mapped[str | None] = mapped_column(String(128))
+    content_ids: Mapped[list[str]] = mapped_column(PortableJSON, default=list)
+    flags: Mapped[list[str]] = mapped_column(PortableJSON, default=list)
+    update_id: Mapped[int | None] = mapped_column(BigInteger)
+    is_test: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ProcessedUpdate(Base):
+    """A Telegram update already handled, so that one delivered twice is answered once."""
+
+    __tablename__ = "processed_updates"
+
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    processed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,58 @@
+"""Building and running the python-telegram-bot application."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from telegram import BotCommand
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
+
+from bot.content.model import Library
+from bot.settings import Settings
+from bot.telegram.handlers import COMMANDS, FrontEnd, add_handlers
+from bot.telegram.ordering import PerUserOrderedProcessor
+
+log = logging.getLogger(__name__)
+
+
+def build_application(settings: Settings, front_end: FrontEnd) -> Application:  # type: ignore[type-arg]
+    """The bot: Telegram's API (or a self-hosted one), rate limiting, per-user ordering."""
+    if not settings.telegram_bot_token:
+        raise ValueError("TELEGRAM_BOT_TOKEN is not set")
+    application = (
+        ApplicationBuilder()
+        .token(settings.telegram_bot_token)
+        .base_url(settings.telegram_api_base_url)
+        .rate_limiter(AIORateLimiter(max_retries=3))
+        .concurrent_updates(PerUserOrderedProcessor(settings.concurrent_updates))
+        .build()
+    )
+    add_handlers(application, front_end)
+    return application
+
+
+def bot_commands(library: Library) -> list[BotCommand]:
+    return [BotCommand(name, library.reply(f"command_{name}")[:256]) for name in COMMANDS]
+
+
+async def run_polling(
+    application: Application,  # type: ignore[type-arg]
+    library: Library,
+    stop: asyncio.Event,
+) -> None:
+    """Poll until `stop` is set, then shut down cleanly (pending updates are confirmed)."""
+    async with application:
+        await application.bot.set_my_commands(bot_commands(library))
+        await application.start()
+        assert application.updater is not None
+        await application.updater.start_polling(
+            poll_interval=0.0, timeout=10, drop_pending_updates=False
+        )
+        me = application.bot.username
+        log.info("bot @%s is polling for updates", me)
+        try:
+            await stop.wait()
+        finally:
+            await application.updater.stop()
+            await application.stop()

@@ -1,0 +1,202 @@
+"""Shared fixtures: real databases (SQLite and PostgreSQL), the real Rasa server, the real bot.
+
+Nothing of ours is faked: the NLU server is Rasa serving the trained model, the database is
+a real SQLite file or a real PostgreSQL database, and the bot is python-telegram-bot talking
+over HTTP to the Bot API emulator in `tests/emulator/` (the only stand-in, for Telegram).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import secrets
+import socket
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+from sqlalchemy import make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+from bot.content.provider import LibraryProvider
+from bot.conversation import Conversation
+from bot.nlu.client import NLUClient
+from bot.nlu.server import LocalNLUServer, latest_model
+from bot.settings import PROJECT_ROOT, Settings
+from bot.storage.database import Database
+from bot.storage.pseudonym import pseudonymise
+from bot.storage.store import Store
+from bot.telegram.app import build_application, run_polling
+from bot.telegram.handlers import FrontEnd
+from tests.emulator import BotAPIEmulator
+
+BACKENDS = ("sqlite", "postgresql")
+TEST_TOKEN = "123456:TEST-token_for-the-emulator"
+ADMIN_URL = os.environ.get(
+    "TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.asynccontextmanager
+async def fresh_postgres_database() -> AsyncIterator[str]:
+    """A new, empty PostgreSQL database on the test server for the block, dropped after it."""
+    admin_url = make_url(ADMIN_URL)
+    name = f"defector_voices_test_{secrets.token_hex(6)}"
+    admin = create_async_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    try:
+        async with admin.connect() as connection:
+            await connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    except (OSError, DBAPIError) as exc:
+        await admin.dispose()
+        masked = admin_url.render_as_string(hide_password=True)
+        raise RuntimeError(
+            f"no PostgreSQL server at {masked}: start one or set TEST_DATABASE_URL ({exc})"
+        ) from exc
+    try:
+        yield admin_url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        async with admin.connect() as connection:
+            await connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.dispose()
+
+
+@contextlib.asynccontextmanager
+async def database_url_for(backend: str, directory: Path) -> AsyncIterator[str]:
+    if backend == "sqlite":
+        yield f"sqlite+aiosqlite:///{directory / 'test.db'}"
+    else:
+        async with fresh_postgres_database() as url:
+            yield url
+
+
+def make_settings(tmp: Path, **changes: object) -> Settings:
+    base = Settings.from_env(
+        {
+            "DATA_DIR": str(tmp),
+            "PSEUDONYM_SECRET": "test-secret-" + "x" * 32,
+            "OPERATOR_NAME": "the test team",
+        }
+    )
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def nlu_model() -> Path:
+    configured = os.environ.get("NLU_MODEL")
+    if configured:
+        return Path(configured)
+    return latest_model(PROJECT_ROOT / "models")
+
+
+@pytest.fixture(scope="session")
+async def nlu_server(
+    nlu_model: Path, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[LocalNLUServer]:
+    """The real Rasa server with the trained model, once per test session (about 15 s)."""
+    logs = tmp_path_factory.mktemp("nlu")
+    server = LocalNLUServer(
+        python=PROJECT_ROOT / ".venv-nlu" / "bin" / "python",
+        model=nlu_model,
+        port=free_port(),
+        log_path=logs / "nlu-server.log",
+        startup_timeout=180,
+    )
+    async with server:
+        yield server
+
+
+@pytest.fixture
+async def nlu_client(nlu_server: LocalNLUServer) -> AsyncIterator[NLUClient]:
+    async with NLUClient(nlu_server.url, nlu_server.token, timeout_seconds=10) as client:
+        yield client
+
+
+@pytest.fixture(params=BACKENDS)
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    """A started store on a fresh database, once on SQLite and once on PostgreSQL."""
+    async with database_url_for(request.param, tmp_path) as url:
+        database = Database(url)
+        await database.start()
+        try:
+            yield Store(database)
+        finally:
+            await database.close()
+
+
+@dataclass
+class RunningBot:
+    """The real bot polling the emulator, with handles the tests inspect."""
+
+    backend: str
+    emulator: BotAPIEmulator
+    store: Store
+    settings: Settings
+    library: LibraryProvider
+    _ids: Iterator[int]
+
+    def new_user(self) -> int:
+        """A Telegram user id no other test in this session uses."""
+        return next(self._ids)
+
+    def pseudonym(self, user_id: int) -> str:
+        return pseudonymise(user_id, self.settings.pseudonym_secret)
+
+
+@contextlib.asynccontextmanager
+async def running_bot(
+    backend: str, tmp: Path, nlu_server: LocalNLUServer, **changes: object
+) -> AsyncIterator[RunningBot]:
+    async with (
+        BotAPIEmulator() as emulator,
+        database_url_for(backend, tmp) as url,
+        NLUClient(nlu_server.url, nlu_server.token, timeout_seconds=10) as nlu,
+    ):
+        settings = make_settings(
+            tmp,
+            telegram_bot_token=TEST_TOKEN,
+            telegram_api_base_url=emulator.base_url,
+            database_url=url,
+            nlu_url=nlu_server.url,
+            nlu_auth_token=nlu_server.token,
+            **changes,
+        )
+        database = Database(url)
+        await database.start()
+        store = Store(database)
+        library = LibraryProvider(settings.content_dir, check_interval=0.2)
+        conversation = Conversation(settings, store, nlu, library)
+        application = build_application(settings, FrontEnd(conversation, settings.pseudonym_secret))
+        stop = asyncio.Event()
+        polling = asyncio.create_task(run_polling(application, library.current(), stop))
+        try:
+            await emulator.wait_for_call("getUpdates", timeout=15)
+            yield RunningBot(backend, emulator, store, settings, library, itertools.count(10_000))
+        finally:
+            stop.set()
+            await asyncio.wait_for(polling, timeout=30)
+            await database.close()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+async def bot(
+    request: pytest.FixtureRequest,
+    nlu_server: LocalNLUServer,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[RunningBot]:
+    """One running bot per backend for the whole session; each test uses its own users."""
+    async with running_bot(
+        request.param, tmp_path_factory.mktemp(f"bot-{request.param}"), nlu_server
+    ) as running:
+        yield running

@@ -1,0 +1,72 @@
+"""The deterministic crisis safety net: explicit crisis phrasing caught, hyperbole left alone."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bot.safety.crisis_net import detect_crisis, normalise
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "i want to kill myself",
+        "I'm going to end it all tonight",
+        "honestly i just want to die",
+        "everyone would be better off without me",
+        "thinking about suicide again",
+        "i keep cutting myself",
+        "kms",
+        "i dont want to live anymore",
+        "no reason to live",
+        "I WANT TO KILL MYSELF",
+        "i want to k\u200bill myself",
+        "ｉ ｗａｎｔ ｔｏ ｄｉｅ",
+    ],
+)
+def test_explicit_self_harm_is_caught(text: str) -> None:
+    found = detect_crisis(text)
+    assert found is not None and found.intent == "crisis_self_harm"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "im going to kill people at school",
+        "i want to hurt them all",
+        "I'm gonna attack the kuffar",
+        "i will shoot everyone",
+    ],
+)
+def test_explicit_violence_is_caught(text: str) -> None:
+    found = detect_crisis(text)
+    assert found is not None and found.intent == "crisis_violence"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "this homework is killing me",
+        "dying to see the new marvel movie",
+        "kill the lights please",
+        "my brother and i fight all the time",
+        "what does the quran say about suicide bombers being haram",
+        "jihad al nafs is the real jihad",
+        "the dawla protects the sunnis",
+        "",
+    ],
+)
+def test_everyday_language_is_not_a_crisis(text: str) -> None:
+    assert detect_crisis(text) is None
+
+
+@given(st.text(max_size=5000))
+def test_any_text_is_handled_without_error(text: str) -> None:
+    result = detect_crisis(text)
+    assert result is None or result.intent in {"crisis_self_harm", "crisis_violence"}
+
+
+def test_normalise_removes_zero_width_and_control_characters() -> None:
+    assert normalise("Kill\u200b\x00 MY\u202eself") == "kill myself"
