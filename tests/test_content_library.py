@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -21,6 +22,10 @@ from bot.content.loader import (
 )
 from bot.content.model import Library
 from bot.nlu.intents import RISK_INTENTS
+
+if TYPE_CHECKING:
+    # Imported for annotations only: pytest would try to collect a class named Test*.
+    from bot.content.model import Fact, Testimony
 
 RESPONSES = Path(__file__).resolve().parent.parent / "responses"
 TODAY = date(2026, 11, 25)
@@ -103,7 +108,8 @@ def test_every_approved_quote_was_checked_against_its_source(library: Library) -
 
 
 def test_every_testimony_and_fact_carries_a_full_source(library: Library) -> None:
-    for item in (*library.testimonies, *library.facts):
+    items: list[Testimony | Fact] = [*library.testimonies, *library.facts]
+    for item in items:
         source = item.source
         assert all((source.title, source.publisher, source.date, source.url)), item.id
 
@@ -322,7 +328,7 @@ def test_an_unknown_claim_is_reported_at_its_line(copy: Path) -> None:
     )
     [problem] = problems_of(copy)
     assert problem.startswith(f"{path}:{line_of(path, '- claim_good_food')}: ")
-    assert "unknown claim 'claim_good_food'" in problem
+    assert "unknown claims item 'claim_good_food'" in problem
 
 
 def test_wrong_status_date_and_url_are_each_reported(copy: Path) -> None:

@@ -26,7 +26,7 @@ from telegram.ext import (
     filters,
 )
 
-from tests.emulator import BotAPIEmulator
+from tests.emulator import BotAPIEmulator, UploadedFile
 
 TOKEN = "123:ABC"
 USER = 4242
@@ -99,10 +99,13 @@ async def app(emu: BotAPIEmulator) -> AsyncIterator[Application]:  # type: ignor
 
 
 @pytest.fixture
-async def bot(emu: BotAPIEmulator) -> AsyncIterator[Bot]:
-    """A bare Bot, for calling methods directly and seeing PTB's exceptions."""
-    async with Bot(TOKEN, base_url=emu.base_url) as direct_bot:
-        yield direct_bot
+async def bot_client(emu: BotAPIEmulator) -> AsyncIterator[Bot]:
+    """A bare Bot, for calling methods directly and seeing PTB's exceptions.
+
+    Not named ``bot``: tests/conftest.py has a ``bot`` fixture, the real bot.
+    """
+    async with Bot(TOKEN, base_url=emu.base_url) as client:
+        yield client
 
 
 @pytest.fixture
@@ -234,46 +237,48 @@ class TestApplicationPolling:
 
         emu.push_duplicate(first)
         emu.push_text(USER, "third")
-        replies = await emu.wait_for_messages(USER, 4)
-        await asyncio.sleep(0.2)  # time for a wrongly repeated update to show
+        await emu.wait_for_quiet(quiet=0.3)  # time for a wrongly repeated update to show
 
         texts = [reply["text"] for reply in emu.sent_messages(USER)]
-        assert [reply["text"] for reply in replies] == texts
-        assert sorted(texts) == ["first", "first", "second", "third"]
+        assert texts == ["first", "second", "first", "third"]
 
 
 # ---------------------------------------------------------------------- getUpdates directly
 
 
 class TestGetUpdates:
-    async def test_offset_confirms_earlier_updates(self, emu: BotAPIEmulator, bot: Bot) -> None:
+    async def test_offset_confirms_earlier_updates(
+        self, emu: BotAPIEmulator, bot_client: Bot
+    ) -> None:
         ids = [emu.push_text(USER, text) for text in ("a", "b", "c")]
 
-        assert [u.update_id for u in await bot.get_updates()] == ids
-        assert [u.update_id for u in await bot.get_updates(offset=ids[1])] == ids[1:]
-        assert [u.update_id for u in await bot.get_updates(offset=ids[0])] == ids[1:]
-        assert await bot.get_updates(offset=ids[2] + 1) == ()
+        assert [u.update_id for u in await bot_client.get_updates()] == ids
+        assert [u.update_id for u in await bot_client.get_updates(offset=ids[1])] == ids[1:]
+        assert [u.update_id for u in await bot_client.get_updates(offset=ids[0])] == ids[1:]
+        assert await bot_client.get_updates(offset=ids[2] + 1) == ()
 
-    async def test_unconfirmed_updates_come_again(self, emu: BotAPIEmulator, bot: Bot) -> None:
+    async def test_unconfirmed_updates_come_again(
+        self, emu: BotAPIEmulator, bot_client: Bot
+    ) -> None:
         update_id = emu.push_text(USER, "hello")
 
-        first = await bot.get_updates()
-        again = await bot.get_updates()
+        first = await bot_client.get_updates()
+        again = await bot_client.get_updates()
 
         assert [u.update_id for u in first] == [u.update_id for u in again] == [update_id]
 
-    async def test_limit_and_negative_offset(self, emu: BotAPIEmulator, bot: Bot) -> None:
+    async def test_limit_and_negative_offset(self, emu: BotAPIEmulator, bot_client: Bot) -> None:
         ids = [emu.push_text(USER, str(n)) for n in range(5)]
 
-        assert [u.update_id for u in await bot.get_updates(limit=2)] == ids[:2]
-        assert [u.update_id for u in await bot.get_updates(offset=-2)] == ids[3:]
-        assert [u.update_id for u in await bot.get_updates()] == ids[3:]
+        assert [u.update_id for u in await bot_client.get_updates(limit=2)] == ids[:2]
+        assert [u.update_id for u in await bot_client.get_updates(offset=-2)] == ids[3:]
+        assert [u.update_id for u in await bot_client.get_updates()] == ids[3:]
 
     async def test_long_poll_returns_when_an_update_arrives(
-        self, emu: BotAPIEmulator, bot: Bot
+        self, emu: BotAPIEmulator, bot_client: Bot
     ) -> None:
         started = time.monotonic()
-        poll = asyncio.create_task(bot.get_updates(timeout=5))
+        poll = asyncio.create_task(bot_client.get_updates(timeout=5))
         await asyncio.sleep(0.1)
 
         update_id = emu.push_text(USER, "wake up")
@@ -282,17 +287,17 @@ class TestGetUpdates:
         assert [u.update_id for u in updates] == [update_id]
         assert time.monotonic() - started < 1.0
 
-    async def test_long_poll_without_updates_waits_for_its_timeout(self, bot: Bot) -> None:
+    async def test_long_poll_without_updates_waits_for_its_timeout(self, bot_client: Bot) -> None:
         started = time.monotonic()
 
-        assert await bot.get_updates(timeout=1) == ()
+        assert await bot_client.get_updates(timeout=1) == ()
 
         assert 0.9 < time.monotonic() - started < 2.0
 
     async def test_a_second_poller_ends_the_first_with_conflict(
-        self, emu: BotAPIEmulator, bot: Bot
+        self, emu: BotAPIEmulator, bot_client: Bot
     ) -> None:
-        first = asyncio.create_task(bot.get_updates(timeout=5))
+        first = asyncio.create_task(bot_client.get_updates(timeout=5))
         await asyncio.sleep(0.1)
 
         # a second copy of the bot: PTB's own Bot never polls twice at once
@@ -304,14 +309,14 @@ class TestGetUpdates:
         assert second == ()
 
     async def test_duplicate_is_delivered_below_the_offset(
-        self, emu: BotAPIEmulator, bot: Bot
+        self, emu: BotAPIEmulator, bot_client: Bot
     ) -> None:
         update_id = emu.push_text(USER, "hello")
-        await bot.get_updates()
-        assert await bot.get_updates(offset=update_id + 1) == ()
+        await bot_client.get_updates()
+        assert await bot_client.get_updates(offset=update_id + 1) == ()
 
         emu.push_duplicate(update_id)
-        [again] = await bot.get_updates(offset=update_id + 1)
+        [again] = await bot_client.get_updates(offset=update_id + 1)
 
         assert again.update_id == update_id
         assert again.message is not None
@@ -333,18 +338,18 @@ class TestGetUpdates:
         ]
 
     async def test_webhook_blocks_polling_until_deleted(
-        self, emu: BotAPIEmulator, bot: Bot
+        self, emu: BotAPIEmulator, bot_client: Bot
     ) -> None:
-        await bot.set_webhook("https://bot.example/hook")
+        await bot_client.set_webhook("https://bot.example/hook")
         emu.push_text(USER, "hello")
 
         with pytest.raises(Conflict, match="webhook is active"):
-            await bot.get_updates()
-        info = await bot.get_webhook_info()
+            await bot_client.get_updates()
+        info = await bot_client.get_webhook_info()
         assert (info.url, info.pending_update_count) == ("https://bot.example/hook", 1)
 
-        await bot.delete_webhook(drop_pending_updates=True)
-        assert await bot.get_updates() == ()
+        await bot_client.delete_webhook(drop_pending_updates=True)
+        assert await bot_client.get_updates() == ()
 
 
 # ---------------------------------------------------------------------- other methods directly
@@ -357,67 +362,69 @@ class TestMethods:
     hence the case-insensitive matches.
     """
 
-    async def test_get_me_is_the_bot_of_the_token(self, bot: Bot) -> None:
-        me = await bot.get_me()
+    async def test_get_me_is_the_bot_of_the_token(self, bot_client: Bot) -> None:
+        me = await bot_client.get_me()
 
         assert (me.id, me.is_bot, me.username) == (123, True, "defector_voices_test_bot")
 
     async def test_commands_are_remembered_per_language(
-        self, emu: BotAPIEmulator, bot: Bot
+        self, emu: BotAPIEmulator, bot_client: Bot
     ) -> None:
-        await bot.set_my_commands([BotCommand("start", "Begin")])
-        await bot.set_my_commands([BotCommand("start", "Начать")], language_code="ru")
+        await bot_client.set_my_commands([BotCommand("start", "Begin")])
+        await bot_client.set_my_commands([BotCommand("start", "Начать")], language_code="ru")
 
-        assert [c.description for c in await bot.get_my_commands()] == ["Begin"]
-        assert [c.description for c in await bot.get_my_commands(language_code="ru")] == ["Начать"]
-        await bot.delete_my_commands()
-        assert await bot.get_my_commands() == ()
+        assert [c.description for c in await bot_client.get_my_commands()] == ["Begin"]
+        assert [c.description for c in await bot_client.get_my_commands(language_code="ru")] == [
+            "Начать"
+        ]
+        await bot_client.delete_my_commands()
+        assert await bot_client.get_my_commands() == ()
         assert emu.bot_commands(language_code="ru") == [
             {"command": "start", "description": "Начать"}
         ]
 
-    async def test_send_message_returns_a_full_message(self, bot: Bot) -> None:
+    async def test_send_message_returns_a_full_message(self, bot_client: Bot) -> None:
         keyboard = InlineKeyboardMarkup([[InlineKeyboardButton("Go", callback_data="go")]])
 
-        message = await bot.send_message(USER, "hi", reply_markup=keyboard)
+        message = await bot_client.send_message(USER, "hi", reply_markup=keyboard)
 
         assert message.from_user is not None
-        assert message.from_user.id == bot.id
+        assert message.from_user.id == bot_client.id
         assert (message.chat.id, message.chat.type, message.text) == (USER, "private", "hi")
         assert message.reply_markup == keyboard
 
-    async def test_reply_to_a_pushed_message(self, emu: BotAPIEmulator, bot: Bot) -> None:
+    async def test_reply_to_a_pushed_message(self, emu: BotAPIEmulator, bot_client: Bot) -> None:
         emu.push_text(USER, "question")
 
-        reply = await bot.send_message(USER, "answer", reply_to_message_id=1)
+        reply = await bot_client.send_message(USER, "answer", reply_to_message_id=1)
 
         assert reply.reply_to_message is not None
         assert reply.reply_to_message.text == "question"
         with pytest.raises(BadRequest, match=r"(?i)message to be replied not found"):
-            await bot.send_message(USER, "answer", reply_to_message_id=99)
+            await bot_client.send_message(USER, "answer", reply_to_message_id=99)
 
-    async def test_telegram_limits_are_enforced(self, bot: Bot) -> None:
+    async def test_telegram_limits_are_enforced(self, bot_client: Bot) -> None:
         long_data = InlineKeyboardMarkup([[InlineKeyboardButton("x", callback_data="d" * 65)]])
 
         with pytest.raises(BadRequest, match=r"(?i)message is too long"):
-            await bot.send_message(USER, "x" * 4097)
+            await bot_client.send_message(USER, "x" * 4097)
         with pytest.raises(BadRequest, match=r"(?i)button_data_invalid"):
-            await bot.send_message(USER, "x", reply_markup=long_data)
+            await bot_client.send_message(USER, "x", reply_markup=long_data)
 
-    async def test_edit_and_delete_refusals(self, bot: Bot) -> None:
-        message = await bot.send_message(USER, "same")
+    async def test_edit_and_delete_refusals(self, bot_client: Bot) -> None:
+        message = await bot_client.send_message(USER, "same")
 
         with pytest.raises(BadRequest, match=r"(?i)message is not modified"):
-            await bot.edit_message_text("same", USER, message.message_id)
-        assert await bot.delete_message(USER, message.message_id)
+            await bot_client.edit_message_text("same", USER, message.message_id)
+        assert await bot_client.delete_message(USER, message.message_id)
         with pytest.raises(BadRequest, match=r"(?i)message to delete not found"):
-            await bot.delete_message(USER, message.message_id)
+            await bot_client.delete_message(USER, message.message_id)
         with pytest.raises(BadRequest, match=r"(?i)message to edit not found"):
-            await bot.edit_message_text("other", USER, message.message_id)
+            await bot_client.edit_message_text("other", USER, message.message_id)
 
-    async def test_unknown_callback_query_is_refused(self, bot: Bot) -> None:
+    async def test_unknown_callback_query_is_refused(self, bot_client: Bot) -> None:
         with pytest.raises(BadRequest, match=r"(?i)query id is invalid"):
-            await bot.answer_callback_query("12345")
+            await bot_client.answer_callback_query("12345")
 
 
 # ---------------------------------------------------------------------- faults
@@ -427,34 +434,36 @@ class TestFaultInjection:
     # PTB itself reads the deprecated int form of retry_after while building RetryAfter.
     @pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
     async def test_429_raises_retry_after_and_sends_nothing(
-        self, emu: BotAPIEmulator, bot: Bot
+        self, emu: BotAPIEmulator, bot_client: Bot
     ) -> None:
         emu.fail_next("sendMessage", retry_after=3)
 
         with pytest.raises(RetryAfter):
-            await bot.send_message(USER, "too fast")
-        await bot.send_message(USER, "later")
+            await bot_client.send_message(USER, "too fast")
+        await bot_client.send_message(USER, "later")
 
         [refused] = [call for call in emu.calls_to("sendMessage") if not call.ok]
         assert (refused.status, refused.description) == (429, "Too Many Requests: retry after 3")
         assert [m["text"] for m in emu.sent_messages(USER)] == ["later"]
 
-    async def test_failures_repeat_times_then_stop(self, emu: BotAPIEmulator, bot: Bot) -> None:
+    async def test_failures_repeat_times_then_stop(
+        self, emu: BotAPIEmulator, bot_client: Bot
+    ) -> None:
         emu.fail_next("sendChatAction", status=403, times=2)
 
         for _ in range(2):
             with pytest.raises(Forbidden, match=r"(?i)bot was blocked by the user"):
-                await bot.send_chat_action(USER, "typing")
-        assert await bot.send_chat_action(USER, "typing")
+                await bot_client.send_chat_action(USER, "typing")
+        assert await bot_client.send_chat_action(USER, "typing")
 
-    async def test_delay_next_slows_one_call(self, emu: BotAPIEmulator, bot: Bot) -> None:
+    async def test_delay_next_slows_one_call(self, emu: BotAPIEmulator, bot_client: Bot) -> None:
         emu.delay_next("sendChatAction", 0.3)
 
         started = time.monotonic()
-        await bot.send_chat_action(USER, "typing")
+        await bot_client.send_chat_action(USER, "typing")
         delayed = time.monotonic() - started
         started = time.monotonic()
-        await bot.send_chat_action(USER, "typing")
+        await bot_client.send_chat_action(USER, "typing")
 
         assert delayed >= 0.3
         assert time.monotonic() - started < 0.3
@@ -507,6 +516,20 @@ class TestHttp:
             (USER, "42", markup)
         ] * 3
 
+    async def test_multipart_fields_decode_and_files_are_kept(
+        self, emu: BotAPIEmulator, http: aiohttp.ClientSession
+    ) -> None:
+        form = aiohttp.FormData()
+        form.add_field("chat_id", str(USER))
+        form.add_field("text", "true")
+        form.add_field("document", b"%PDF", filename="a.pdf", content_type="application/pdf")
+
+        await http.post(f"{emu.base_url}{TOKEN}/sendMessage", data=form)
+
+        params = emu.calls[-1].params
+        assert (params["chat_id"], params["text"]) == (USER, "true")
+        assert params["document"] == UploadedFile("a.pdf", "application/pdf", b"%PDF")
+
     async def test_method_names_are_case_insensitive(
         self, emu: BotAPIEmulator, http: aiohttp.ClientSession
     ) -> None:
@@ -519,8 +542,10 @@ class TestHttp:
 
 
 class TestHelpers:
-    async def test_a_failed_wait_shows_what_arrived(self, emu: BotAPIEmulator, bot: Bot) -> None:
-        await bot.send_message(USER, "only one")
+    async def test_a_failed_wait_shows_what_arrived(
+        self, emu: BotAPIEmulator, bot_client: Bot
+    ) -> None:
+        await bot_client.send_message(USER, "only one")
 
         with pytest.raises(AssertionError) as failure:
             await emu.wait_for_messages(USER, 2, timeout=0.1)

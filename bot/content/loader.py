@@ -99,6 +99,7 @@ REQUIRED_REPLIES: Mapping[str, frozenset[str]] = {
     "command_resources": _NONE,
     "command_privacy": _NONE,
     "command_forget": _NONE,
+    "command_human": _NONE,
 }
 """Every reply key the code uses, with the only `{placeholders}` its text may contain."""
 
@@ -305,7 +306,9 @@ class _Fields:
             self.error("language", f"language '{value}' must be an ISO 639-1 code such as 'en'")
         return value
 
-    def names(self, key: str, *, required: bool) -> tuple[str, ...]:
+    def names(
+        self, key: str, *, required: bool, allowed: frozenset[str] | None = None
+    ) -> tuple[str, ...]:
         """A list of short texts, e.g. claims or topics; reports each bad item at its line."""
         value = self.item.get(key)
         if value is None:
@@ -323,6 +326,10 @@ class _Fields:
             line = lines[index] if index < len(lines) else self.line(key)
             if not isinstance(item, str) or not item.strip():
                 self.error(key, f"'{key}' item {index + 1} must be text", line)
+                continue
+            if allowed is not None and item.strip() not in allowed:
+                expected = ", ".join(sorted(allowed))
+                self.error(key, f"unknown {key} item '{item.strip()}' (expected: {expected})", line)
                 continue
             names.append(item.strip())
         return tuple(names)
@@ -536,14 +543,7 @@ class _Reader:
             self._unique(fields, item_id)
             form = fields.choice("form", FORMS)
             text = fields.text("text")
-            claims = fields.names("claims", required=True)
-            for claim in claims:
-                if claim not in RISK_INTENTS:
-                    fields.error(
-                        "claims",
-                        f"unknown claim '{claim}' (expected: {', '.join(sorted(RISK_INTENTS))})",
-                        _item_line(item, "claims", claims.index(claim)),
-                    )
+            claims = fields.names("claims", required=True, allowed=RISK_INTENTS)
             speaker = fields.text("speaker")
             source = fields.source(self.today)
             language = fields.language()
@@ -857,13 +857,6 @@ _RESOURCE_FIELDS = (
 
 def _keys(keys: tuple[str, ...]) -> str:
     return " and ".join(f"'{k}:'" for k in keys)
-
-
-def _item_line(item: _Mapping, key: str, index: int) -> int | None:
-    value = item.get(key)
-    if isinstance(value, _Sequence) and index < len(value.item_lines):
-        return value.item_lines[index]
-    return None
 
 
 def _check_quotation_marks(fields: _Fields, form: str, text: str) -> None:

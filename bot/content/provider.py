@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 from bot.content.loader import ContentError, load_library
-
 from bot.content.model import Library
 
 log = logging.getLogger(__name__)

@@ -71,7 +71,7 @@ def load_labelled(path: Path) -> list[LabelledExample]:
     ]
 
 
-def _ratio(part: int, whole: int) -> float:
+def _ratio(part: float, whole: float) -> float:
     return part / whole if whole else 0.0
 
 

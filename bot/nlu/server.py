@@ -55,7 +55,7 @@ class LocalNLUServer:
         self.model = model
         self.host = host
         self.port = port
-        self.token = token or secrets.token_urlsafe(24)
+        self.token = token or secrets.token_hex(24)
         self.log_path = log_path
         self.startup_timeout = startup_timeout
         self._process: subprocess.Popen[bytes] | None = None
@@ -72,8 +72,8 @@ class LocalNLUServer:
             "--enable-api",
             "-m",
             str(self.model),
-            "--auth-token",
-            self.token,
+            # `=` form: a token starting with "-" would otherwise read as an option.
+            f"--auth-token={self.token}",
             "-i",
             self.host,
             "-p",
@@ -89,21 +89,23 @@ class LocalNLUServer:
         env.update(
             {"RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": ""}
         )
-        out: int | object = subprocess.DEVNULL
+        log_file = None
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
-            out = self.log_path.open("ab")
+            log_file = self.log_path.open("ab")
         log.info("starting NLU server on %s with %s", self.url, self.model.name)
-        self._process = subprocess.Popen(  # noqa: ASYNC220, S603 - fixed argv, returns at once
-            self.command(),
-            stdout=out,  # type: ignore[arg-type]
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            start_new_session=True,
-        )
-        if self.log_path is not None:
-            out.close()  # type: ignore[attr-defined]
+        try:
+            self._process = subprocess.Popen(  # noqa: ASYNC220, S603 - fixed argv, returns at once
+                self.command(),
+                stdout=log_file if log_file is not None else subprocess.DEVNULL,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
+            )
+        finally:
+            if log_file is not None:
+                log_file.close()  # the child keeps its own copy of the descriptor
         await self.wait_ready()
 
     async def wait_ready(self) -> None:

@@ -105,12 +105,15 @@ def _counter_message(claim: str, state: UserState, library: Library, ids: list[s
 def render_testimony(testimony: Testimony, library: Library) -> str:
     """A quote in quotation marks, a paraphrase as a summary; both with speaker and source."""
     key = "testimony_quote" if testimony.form == "quote" else "testimony_paraphrase"
-    return library.reply(
+    rendered = library.reply(
         key,
         text=testimony.text.strip(),
         speaker=testimony.speaker,
         source=_source_line(testimony.source),
     )
+    # A caveat (e.g. "this account reached the press through interrogators") travels with
+    # the testimony: showing the words without it would overstate them.
+    return f"{rendered}\n{testimony.caveat.strip()}" if testimony.caveat else rendered
 
 
 def _source_line(source: Source) -> str:

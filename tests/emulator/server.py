@@ -158,7 +158,7 @@ class MessageOptions(TypedDict, total=False):
     """
 
     chat_type: ChatType
-    chat_id: int
+    chat_id: int | None
     first_name: str
     username: str | None
     language_code: str | None
@@ -530,10 +530,10 @@ class BotAPIEmulator:
     def _push_chat(self, sender: JSON, options: MessageOptions) -> JSON:
         chat_type = options.get("chat_type", "private")
         if chat_type == "private":
-            chat_id = options.get("chat_id", sender["id"])
+            chat_id = options.get("chat_id") or sender["id"]
             return self._chats.remember(factories.make_chat(chat_id, "private", user=sender))
         default_id = -sender["id"] if chat_type == "group" else -1_000_000_000_000 - sender["id"]
-        chat = self._chats.resolve(options.get("chat_id", default_id))
+        chat = self._chats.resolve(options.get("chat_id") or default_id)
         if chat["type"] != chat_type:
             chat = self._chats.remember(factories.make_chat(chat["id"], chat_type))
         return chat
@@ -730,6 +730,10 @@ class BotAPIEmulator:
         except asyncio.CancelledError:
             call.status, call.description = 499, "the client closed the connection first"
             raise
+        except Exception as bug:  # an emulator bug: say so rather than hang the waiters
+            crash = ApiError(500, f"Internal Server Error: emulator bug: {bug!r}")
+            call.status, call.description = crash.status, crash.description
+            body = crash.body()
         finally:
             self._note_activity(call)
         return web.json_response(body, status=call.status)

@@ -1,0 +1,64 @@
+"""Settings: defaults that work on a fresh clone, clear errors naming the variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.settings import Settings, SettingsError, read_dotenv
+
+
+def test_defaults_need_no_configuration(tmp_path: Path) -> None:
+    settings = Settings.from_env({"DATA_DIR": str(tmp_path)})
+    assert settings.telegram_bot_token is None
+    assert settings.retention_days == 90
+    assert settings.database_url == f"sqlite+aiosqlite:///{tmp_path / 'defector_voices.db'}"
+    assert settings.effective_nlu_url == "http://127.0.0.1:5005"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("RETENTION_DAYS", "ninety"),
+        ("RETENTION_DAYS", "0"),
+        ("NLU_PORT", "70000"),
+        ("NLU_URL", "localhost:5005"),
+        ("DATABASE_URL", "mysql://root@localhost/db"),
+        ("NLU_TIMEOUT_SECONDS", "-1"),
+        ("LOG_LEVEL", "LOUD"),
+        ("TELEGRAM_API_BASE_URL", "ftp://example"),
+        ("NLU_MODEL", "/no/such/model.tar.gz"),
+    ],
+)
+def test_a_bad_value_names_the_variable(name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=name):
+        Settings.from_env({name: value})
+
+
+def test_a_generated_pseudonym_secret_is_kept_between_runs(tmp_path: Path) -> None:
+    first = Settings.from_env({"DATA_DIR": str(tmp_path)}).with_secrets()
+    second = Settings.from_env({"DATA_DIR": str(tmp_path)}).with_secrets()
+    assert len(first.pseudonym_secret) >= 32
+    assert first.pseudonym_secret == second.pseudonym_secret
+    assert (tmp_path / "pseudonym.secret").stat().st_mode & 0o077 == 0
+
+
+def test_a_configured_secret_is_not_replaced(tmp_path: Path) -> None:
+    settings = Settings.from_env({"DATA_DIR": str(tmp_path), "PSEUDONYM_SECRET": "s" * 40})
+    assert settings.with_secrets().pseudonym_secret == "s" * 40
+    assert not (tmp_path / "pseudonym.secret").exists()
+    assert "s" * 40 not in repr(settings)
+
+
+def test_dotenv_lines_are_parsed(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("# comment\nexport RETENTION_DAYS=30\nOPERATOR_NAME='Team X'\n")
+    assert read_dotenv(env_file) == {"RETENTION_DAYS": "30", "OPERATOR_NAME": "Team X"}
+
+
+def test_a_malformed_dotenv_line_is_reported_with_its_line(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("RETENTION_DAYS=30\nthis is not a setting\n")
+    with pytest.raises(SettingsError, match=r"\.env:2"):
+        read_dotenv(env_file)
