@@ -9,6 +9,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from bot.nlu.understanding import Understanding
 from bot.settings import Settings, SettingsError
 
 
@@ -55,7 +56,6 @@ def cmd_nlu_parse(_: argparse.Namespace) -> int:
     """One JSON object per input line: text, intent, confidence, source, ranking, entities."""
     import contextlib
 
-    from bot.nlu.understanding import Understanding
     from bot.services import open_nlu
 
     settings = _settings()
@@ -109,8 +109,39 @@ def cmd_nlu_evaluate(args: argparse.Namespace) -> int:
     print("\nMost frequent confusions (gold -> predicted):")
     for (gold, predicted), count in confusions(scores):
         print(f"  {count:3d}  {gold} -> {predicted}")
+    if args.errors:
+        print("\nEvery miss (gold -> predicted: text):")
+        for text, gold, predicted in sorted(scores.errors, key=lambda e: e[1]):
+            print(f"  {gold} -> {predicted}: {text}")
     if args.json:
         Path(args.json).write_text(json.dumps(scores.summary(), indent=2) + "\n")
+    return 0
+
+
+def cmd_nlu_tune(args: argparse.Namespace) -> int:
+    """Try FallbackClassifier thresholds on a labelled set (the dev set, never the held-out)."""
+    import contextlib
+    from pathlib import Path
+
+    from bot.nlu.evaluation import load_labelled, predict, tune_fallback
+    from bot.services import open_nlu
+
+    settings = _settings()
+    _setup_logging("WARNING")
+    examples = load_labelled(Path(args.path))
+
+    async def main() -> list[Understanding]:
+        async with contextlib.AsyncExitStack() as stack:
+            client = await open_nlu(settings, stack)
+            return await predict(client, [e.text for e in examples])
+
+    print("threshold ambiguity macro_f1 risk_recall crisis_recall false_alarms fallback_share")
+    for threshold, ambiguity, s in tune_fallback(examples, asyncio.run(main()))[: args.top]:
+        fallback = sum(1 for _t, _g, p in s.errors if p == "nlu_fallback") / s.examples
+        print(
+            f"{threshold:9.2f} {ambiguity:9.2f} {s.macro_f1:8.3f} {s.risk_recall:11.3f} "
+            f"{s.crisis_recall:13.3f} {s.benign_false_alarm_rate:12.3f} {fallback:14.3f}"
+        )
     return 0
 
 
@@ -184,7 +215,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("path", help="e.g. tests/data/nlu_heldout.yml")
     evaluate.add_argument("--json", help="also write the summary scores to this file")
+    evaluate.add_argument("--errors", action="store_true", help="list every misclassified text")
     evaluate.set_defaults(func=cmd_nlu_evaluate)
+    tune = nlu.add_parser(
+        "tune-fallback", help="try FallbackClassifier thresholds on a labelled YAML set"
+    )
+    tune.add_argument("path", help="e.g. tests/dev/nlu_dev.yml (never the held-out set)")
+    tune.add_argument("--top", type=int, default=15, help="how many settings to show")
+    tune.set_defaults(func=cmd_nlu_tune)
     report = nlu.add_parser("report", help="turn rasa's intent_report.json into a Markdown table")
     report.add_argument("report", help="path to intent_report.json")
     report.set_defaults(func=cmd_nlu_report)

@@ -24,6 +24,10 @@ from bot.safety.crisis_net import detect_crisis, normalise
         "I WANT TO KILL MYSELF",
         "i want to k\u200bill myself",
         "ｉ ｗａｎｔ ｔｏ ｄｉｅ",
+        "been giving away all my things lately",
+        "i wrote goodbye letters",
+        "it would be better if i was gone",
+        "i wont be here much longer",
     ],
 )
 def test_explicit_self_harm_is_caught(text: str) -> None:
@@ -38,6 +42,9 @@ def test_explicit_self_harm_is_caught(text: str) -> None:
         "i want to hurt them all",
         "I'm gonna attack the kuffar",
         "i will shoot everyone",
+        "imma hurt whoever did this",
+        "they will all pay for what they did to us",
+        "i keep imagining them all bleeding",
     ],
 )
 def test_explicit_violence_is_caught(text: str) -> None:
@@ -55,6 +62,9 @@ def test_explicit_violence_is_caught(text: str) -> None:
         "what does the quran say about suicide bombers being haram",
         "jihad al nafs is the real jihad",
         "the dawla protects the sunnis",
+        "shoot me a text when ur home",
+        "gonna kill him in fifa tonight",
+        "my parents will pay for it",
         "",
     ],
 )

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from bot.nlu.client import NLUClient
-from bot.nlu.intents import CRISIS_INTENTS, RISK_INTENTS
+from bot.nlu.intents import CRISIS_INTENTS, FALLBACK_INTENT, RISK_INTENTS
 from bot.nlu.understanding import Understanding
 
 
@@ -159,3 +159,35 @@ def crossval_table(report: dict[str, Any]) -> str:
 
 def confusions(scores: Scores, top: int = 15) -> list[tuple[tuple[str, str | None], int]]:
     return Counter((gold, pred) for _text, gold, pred in scores.errors).most_common(top)
+
+
+def with_threshold(understood: Understanding, threshold: float, ambiguity: float) -> str | None:
+    """The intent `understood` would get under another FallbackClassifier setting.
+
+    Rasa keeps the model's own ranking when the fallback fires, so thresholds can be tried
+    on one set of predictions instead of one training run each. The safety net's decision
+    stands whatever the threshold.
+    """
+    if understood.source != "nlu":
+        return understood.intent
+    ranked = [s for s in understood.ranking if s.name != FALLBACK_INTENT]
+    if not ranked:
+        return understood.intent
+    top = ranked[0]
+    second = ranked[1].confidence if len(ranked) > 1 else 0.0
+    if top.confidence < threshold or top.confidence - second < ambiguity:
+        return FALLBACK_INTENT
+    return top.name
+
+
+def tune_fallback(
+    examples: list[LabelledExample], understood: list[Understanding]
+) -> list[tuple[float, float, Scores]]:
+    """Scores for a grid of (threshold, ambiguity_threshold), best macro-F1 first."""
+    results = []
+    for threshold in [t / 100 for t in range(0, 80, 5)]:
+        for ambiguity in [a / 100 for a in range(0, 25, 5)]:
+            predicted = [with_threshold(u, threshold, ambiguity) for u in understood]
+            results.append((threshold, ambiguity, score(examples, predicted)))
+    results.sort(key=lambda r: (r[2].macro_f1, r[2].crisis_recall, r[2].risk_recall), reverse=True)
+    return results

@@ -33,6 +33,15 @@ _SELF_HARM = [
     r"\bnot\s+(?:be|being)\s+(?:here|around|alive)\s+(?:anymore|any more|tomorrow)\b",
     r"\bcan'?t\s+(?:go on|do this anymore|take it anymore|keep going)\b",
     r"\b(?:self[- ]?harm|selfharm)\b",
+    # Indirect signs that crisis guidance lists: farewells, giving things away, no future.
+    r"\b(?:giving|gave|give)\s+(?:away\s+)?(?:all\s+)?my\s+(?:stuff|things|belongings)\b",
+    r"\b(?:goodbye|farewell|suicide)\s+(?:letters?|notes?|messages?|texts?)\b",
+    r"\bbetter\s+(?:if\s+|that\s+)?i\s*(?:'m|am|was|were)?\s*(?:not here|gone|dead)\b",
+    r"\bbetter off dead\b",
+    r"\b(?:my\s+)?life\s+(?:has|have|had)\s+no\s+(?:meaning|point|purpose)\b",
+    r"\bwant(?:s)?\s+out\s+of\s+(?:this\s+|my\s+)?(?:life|everything|this world)\b",
+    r"\b(?:won'?t|will not|wont)\s+be\s+(?:around|here)\s+(?:much longer|for long|anymore"
+    r"|tomorrow)\b",
 ]
 
 _VIOLENCE = [
@@ -41,10 +50,19 @@ _VIOLENCE = [
     r"those|the|my|all|some|kuffar|kafirs?|infidels?|police|cops|teachers?|classmates?)\b",
     r"\bwant(?:s)?\s+to\s+(?:kill|murder|stab|shoot|bomb)\s+(?:people|everyone|someone|them|"
     r"all of them|kuffar|kafirs?|infidels?)\b",
-    r"\b(?:make|making)\s+them\s+(?:all\s+)?pay\b.*\b(?:kill|hurt|blood|die)\b",
     r"\b(?:an|the)\s+attack\s+(?:on|at|in)\b.*\b(?:i|im|i'm|we)\s+(?:will|gonna|going to|plan)\b",
     rf"\b{_I}\s+(?:going to|gonna|will|wanna|want to)\s+(?:do|carry out|commit)\s+"
     r"(?:an?\s+)?(?:attack|shooting|massacre|martyrdom operation)\b",
+    r"\b(?:ima|imma|i'ma|gonna|wanna|want to|going to|i'll|ill|i will)\s+"
+    r"(?:hurt|kill|stab|shoot|end|beat up|murder)\s+(?:whoever|him|her|them|everyone|those|that guy"
+    r"|all of them)\b",
+    r"\b(?:they|he|she|you|u)\s*(?:'ll|will|ll|are gonna|r gonna|is gonna|gonna)?\s+(?:all\s+)?"
+    r"pay\s+for\s+(?:what|this|that|everything)\b",
+    r"\bmake\s+(?:them|him|her|u|you)\s+(?:all\s+)?pay\b",
+    r"\b(?:do|doing|did)\s+something\s+(?:terrible|bad|awful|horrible)\s+to\s+"
+    r"(?:them|him|her|people|everyone)\b",
+    r"\bimagin(?:e|ing)\s+(?:them|him|her|people|everyone)\s+(?:all\s+)?"
+    r"(?:screaming|dying|bleeding|suffering|dead)\b",
 ]
 
 _HYPERBOLE = [
@@ -52,6 +70,8 @@ _HYPERBOLE = [
     r".{0,20}\bkilling me\b",
     r"\bdying to\s+(?:see|watch|try|go|meet|know|hear)\b",
     r"\bkill(?:ing)?\s+(?:the\s+)?(?:lights?|time|game|vibe|engine|process|tab|app)\b",
+    r"\bshoot\s+(?:\w+\s+)?(?:a|an|the)?\s*(?:message|text|dm|email|msg|photo|pic|video|shot)\b",
+    r"\b(?:in|at|on)\s+(?:fortnite|fifa|cod|minecraft|the game|chess|ranked)\b",
 ]
 
 _SELF_HARM_RE = [re.compile(p) for p in _SELF_HARM]
