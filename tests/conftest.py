@@ -161,17 +161,21 @@ async def running_bot(
     async with (
         BotAPIEmulator() as emulator,
         database_url_for(backend, tmp) as url,
-        NLUClient(nlu_server.url, nlu_server.token, timeout_seconds=10) as nlu,
     ):
         settings = make_settings(
             tmp,
-            telegram_bot_token=TEST_TOKEN,
-            telegram_api_base_url=emulator.base_url,
-            database_url=url,
-            nlu_url=nlu_server.url,
-            nlu_auth_token=nlu_server.token,
-            **changes,
+            **{
+                "telegram_bot_token": TEST_TOKEN,
+                "telegram_api_base_url": emulator.base_url,
+                "database_url": url,
+                "nlu_url": nlu_server.url,
+                "nlu_auth_token": nlu_server.token,
+                **changes,
+            },
         )
+        assert settings.nlu_url is not None
+        nlu = NLUClient(settings.nlu_url, settings.nlu_auth_token, timeout_seconds=10)
+        await nlu.start()
         database = Database(url)
         await database.start()
         store = Store(database)
@@ -187,6 +191,7 @@ async def running_bot(
             stop.set()
             await asyncio.wait_for(polling, timeout=30)
             await database.close()
+            await nlu.close()
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
