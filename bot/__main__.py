@@ -9,8 +9,11 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from bot.content.loader import ContentError
+from bot.nlu.server import NLUServerError
 from bot.nlu.understanding import Understanding
 from bot.settings import Settings, SettingsError
+from bot.storage.database import StorageUnavailable
 
 
 def _settings() -> Settings:
@@ -249,6 +252,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    except (NLUServerError, StorageUnavailable, ContentError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     return result
