@@ -117,7 +117,7 @@ async def nlu_server(
         yield server
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 async def nlu_client(nlu_server: LocalNLUServer) -> AsyncIterator[NLUClient]:
     async with NLUClient(nlu_server.url, nlu_server.token, timeout_seconds=10) as client:
         yield client

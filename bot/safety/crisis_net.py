@@ -33,6 +33,8 @@ _SELF_HARM = [
     r"\bnot\s+(?:be|being)\s+(?:here|around|alive)\s+(?:anymore|any more|tomorrow)\b",
     r"\bcan'?t\s+(?:go on|do this anymore|take it anymore|keep going)\b",
     r"\b(?:self[- ]?harm|selfharm)\b",
+    r"\b(?:been|started|am|i'm|im)\s+cutting\s+(?:again|tonight|every day|myself)\b",
+    r"\bdone\s+(?:existing|living|with (?:life|living|being alive))\b",
     # Indirect signs that crisis guidance lists: farewells, giving things away, no future.
     r"\b(?:giving|gave|give)\s+(?:away\s+)?(?:all\s+)?my\s+(?:stuff|things|belongings)\b",
     r"\b(?:goodbye|farewell|suicide)\s+(?:letters?|notes?|messages?|texts?)\b",
