@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.nlu.intents import CRISIS_INTENTS, RISK_INTENTS
+from bot.nlu.intents import CRISIS_INTENTS, META_INTENTS, RISK_INTENTS
 from bot.nlu.understanding import Understanding
 from bot.policy.state import UserState
 
@@ -27,19 +27,7 @@ COUNTER_BUTTONS = (ANOTHER_STORY, HELP, HUMAN)
 EXIT_KINDS = ("exit", "family")
 CRISIS_KINDS = ("emergency", "crisis")
 
-SIMPLE_REPLIES = frozenset(
-    {
-        "greet",
-        "goodbye",
-        "thanks",
-        "affirm",
-        "deny",
-        "insult",
-        "oppose_extremism",
-        "benign_religious",
-        "out_of_scope",
-    }
-)
+SIMPLE_REPLIES = META_INTENTS - {"ask_bot_identity", "ask_privacy"}
 """Intents answered with the reply text of the same name and nothing else."""
 
 
