@@ -18,6 +18,9 @@ MODEL_HASH := $(shell cat config.yml $(NLU_DATA) requirements/nlu.txt | sha256su
 MODEL := models/nlu-$(MODEL_HASH).tar.gz
 WITH_MODEL := NLU_MODEL=$(abspath $(MODEL))
 
+# pip warns about every configured local index it cannot use; the rest of its output stays.
+QUIET_PIP := { grep -v "is ignored: it is neither a file nor a directory" || true; }
+
 TEST_DATABASE_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/postgres
 
 .PHONY: help install run chat test check lint types content-check validate pytest train \
@@ -32,7 +35,8 @@ $(VENV)/.installed: requirements/app.txt requirements/dev.txt pyproject.toml
 	@test -n "$(APP_PYTHON)" || { echo "Python 3.11+ not found (needed for the app)"; exit 1; }
 	@echo "==> app environment ($(VENV), $$($(APP_PYTHON) --version))"
 	@test -x $(PY) || $(APP_PYTHON) -m venv $(VENV)
-	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements/app.txt -r requirements/dev.txt
+	@set -o pipefail; $(PY) -m pip install --quiet --disable-pip-version-check \
+	  -r requirements/app.txt -r requirements/dev.txt 2>&1 | $(QUIET_PIP)
 	@$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e . 2>/dev/null \
 	  || $(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $@
@@ -41,13 +45,14 @@ $(VENV_NLU)/.installed: requirements/nlu.txt
 	@test -n "$(NLU_PYTHON)" || { echo "Python 3.10 not found (Rasa 3.6 needs it)"; exit 1; }
 	@echo "==> NLU environment ($(VENV_NLU), $$($(NLU_PYTHON) --version), Rasa 3.6: about 70 s the first time)"
 	@test -x $(VENV_NLU)/bin/python || $(NLU_PYTHON) -m venv $(VENV_NLU)
-	@$(VENV_NLU)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements/nlu.txt
+	@set -o pipefail; $(VENV_NLU)/bin/python -m pip install --quiet --disable-pip-version-check \
+	  -r requirements/nlu.txt 2>&1 | $(QUIET_PIP)
 	@touch $@
 
 train: $(MODEL) ## train the NLU model if its data or config changed
 
 $(MODEL): $(VENV_NLU)/.installed
-	@echo "==> training the NLU model $(MODEL) (about 2 minutes on 2 cores)"
+	@echo "==> training the NLU model $(MODEL) (several minutes on 2 cores; later changes reuse .rasa/cache)"
 	@mkdir -p models
 	@$(RASA) train nlu --config config.yml --nlu nlu --out models \
 	  --fixed-model-name nlu-$(MODEL_HASH) --quiet

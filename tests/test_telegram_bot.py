@@ -186,3 +186,22 @@ async def test_replies_keep_arriving_while_one_user_is_slow(bot: RunningBot) -> 
     await bot.emulator.wait_for_messages(fast, 1, timeout=10)
     assert bot.emulator.sent_messages(slow) == []
     await bot.emulator.wait_for_messages(slow, 1, timeout=10)
+
+
+async def test_a_broken_database_gets_the_safe_error_reply_and_the_bot_lives_on(
+    nlu_server: LocalNLUServer, tmp_path: Path
+) -> None:
+    async with running_bot("sqlite", tmp_path, nlu_server) as bot:
+        user = bot.new_user()
+        bot.emulator.push_text(user, "/help")
+        await bot.emulator.wait_for_messages(user, 1)
+        # Replace the database file with garbage under the running bot.
+        await bot.store.database.engine.dispose()
+        for path in tmp_path.glob("test.db*"):
+            path.write_bytes(b"this is not a database" * 100)
+        bot.emulator.push_text(user, "/privacy")
+        messages = await bot.emulator.wait_for_messages(user, 2, timeout=20)
+        assert messages[-1]["text"] == bot.library.current().reply("error")
+        bot.emulator.push_text(user, "/help")
+        messages = await bot.emulator.wait_for_messages(user, 3, timeout=20)
+        assert messages[-1]["text"] == bot.library.current().reply("error")
