@@ -136,14 +136,20 @@ def cmd_nlu_tune(args: argparse.Namespace) -> int:
     async def main() -> list[Understanding]:
         async with contextlib.AsyncExitStack() as stack:
             client = await open_nlu(settings, stack)
+            client.crisis_floor = 1.0  # the grid tries floors itself, on the model's own ranking
             return await predict(client, [e.text for e in examples])
 
-    print("threshold ambiguity macro_f1 risk_recall crisis_recall false_alarms fallback_share")
-    for threshold, ambiguity, s in tune_fallback(examples, asyncio.run(main()))[: args.top]:
+    print(
+        "threshold ambiguity crisis_floor macro_f1 risk_recall crisis_recall false_alarms"
+        " fallback_share"
+    )
+    understood = asyncio.run(main())
+    for threshold, ambiguity, floor, s in tune_fallback(examples, understood)[: args.top]:
         fallback = sum(1 for _t, _g, p in s.errors if p == "nlu_fallback") / s.examples
         print(
-            f"{threshold:9.2f} {ambiguity:9.2f} {s.macro_f1:8.3f} {s.risk_recall:11.3f} "
-            f"{s.crisis_recall:13.3f} {s.benign_false_alarm_rate:12.3f} {fallback:14.3f}"
+            f"{threshold:9.2f} {ambiguity:9.2f} {floor:12.2f} {s.macro_f1:8.3f} "
+            f"{s.risk_recall:11.3f} {s.crisis_recall:13.3f} {s.benign_false_alarm_rate:12.3f}"
+            f" {fallback:14.3f}"
         )
     return 0
 

@@ -38,7 +38,7 @@ async def open_nlu(settings: Settings, stack: contextlib.AsyncExitStack) -> NLUC
         )
         await stack.enter_async_context(server)
         url, token = server.url, server.token
-    client = NLUClient(url, token, settings.nlu_timeout_seconds)
+    client = NLUClient(url, token, settings.nlu_timeout_seconds, settings.crisis_confidence_floor)
     await stack.enter_async_context(client)
     with contextlib.suppress(Exception):
         client.model = Path(str((await client.status()).get("model_file", ""))).name or None

@@ -6,6 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bot.nlu.client import apply_crisis_floor
+from bot.nlu.understanding import IntentScore, Understanding
 from bot.safety.crisis_net import detect_crisis, normalise
 
 
@@ -80,3 +82,21 @@ def test_any_text_is_handled_without_error(text: str) -> None:
 
 def test_normalise_removes_zero_width_and_control_characters() -> None:
     assert normalise("Kill\u200b\x00 MY\u202eself") == "kill myself"
+
+
+def _ranked(*scores: tuple[str, float]) -> Understanding:
+    ranking = tuple(IntentScore(n, c) for n, c in scores)
+    return Understanding("text", scores[0][0], scores[0][1], ranking=ranking)
+
+
+def test_a_crisis_intent_above_the_floor_wins_over_the_top_intent() -> None:
+    understood = _ranked(("ask_help_leaving", 0.6), ("crisis_violence", 0.3))
+    floored = apply_crisis_floor(understood, 0.2)
+    assert floored.intent == "crisis_violence"
+    assert floored.source == "crisis_floor"
+    assert floored.ranking == understood.ranking
+
+
+def test_a_crisis_intent_below_the_floor_changes_nothing() -> None:
+    understood = _ranked(("greet", 0.9), ("crisis_self_harm", 0.05))
+    assert apply_crisis_floor(understood, 0.2) is understood

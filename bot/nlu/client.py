@@ -7,10 +7,12 @@ so Rasa's old pinned libraries never reach the internet-facing process.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
 
+from bot.nlu.intents import CRISIS_INTENTS
 from bot.nlu.understanding import Entity, IntentScore, Understanding
 from bot.safety.crisis_net import detect_crisis
 
@@ -28,8 +30,15 @@ class NLUClient:
     inside the running event loop and close it with `close()`.
     """
 
-    def __init__(self, url: str, token: str = "", timeout_seconds: float = 3.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        token: str = "",
+        timeout_seconds: float = 3.0,
+        crisis_floor: float = 1.0,
+    ) -> None:
         self.url = url.rstrip("/")
+        self.crisis_floor = crisis_floor
         self._token = token
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self._session: aiohttp.ClientSession | None = None
@@ -95,16 +104,8 @@ class NLUClient:
             return Understanding(text, None, 0.0, source="unavailable")
         understood = understanding_from_rasa(text, raw, model=self.model)
         if net is not None and understood.intent != net.intent:
-            return Understanding(
-                text,
-                net.intent,
-                1.0,
-                ranking=understood.ranking,
-                entities=understood.entities,
-                source="safety_net",
-                model=understood.model,
-            )
-        return understood
+            return replace(understood, intent=net.intent, confidence=1.0, source="safety_net")
+        return apply_crisis_floor(understood, self.crisis_floor)
 
     def _require_session(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -135,3 +136,21 @@ def understanding_from_rasa(text: str, raw: dict[str, Any], model: str | None) -
         source="nlu",
         model=model,
     )
+
+
+def apply_crisis_floor(understood: Understanding, floor: float) -> Understanding:
+    """Treat a message as crisis when the model gives a crisis intent at least `floor`.
+
+    The model's top intent is not enough when a crisis is second: "i need help, i could hurt
+    someone" may rank `ask_help_leaving` first. Missing a crisis costs more than a kind
+    safety reply to someone who did not need it, so a crisis intent anywhere in the ranking
+    at or above the floor (tuned on the development set) wins.
+    """
+    if understood.intent in CRISIS_INTENTS:
+        return understood
+    for scored in understood.ranking:
+        if scored.name in CRISIS_INTENTS and scored.confidence >= floor:
+            return replace(
+                understood, intent=scored.name, confidence=scored.confidence, source="crisis_floor"
+            )
+    return understood

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from bot.nlu.client import NLUClient
+from bot.nlu.client import NLUClient, apply_crisis_floor
 from bot.nlu.intents import CRISIS_INTENTS, FALLBACK_INTENT, RISK_INTENTS
 from bot.nlu.understanding import Understanding
 
@@ -161,15 +161,20 @@ def confusions(scores: Scores, top: int = 15) -> list[tuple[tuple[str, str | Non
     return Counter((gold, pred) for _text, gold, pred in scores.errors).most_common(top)
 
 
-def with_threshold(understood: Understanding, threshold: float, ambiguity: float) -> str | None:
+def with_threshold(
+    understood: Understanding, threshold: float, ambiguity: float, crisis_floor: float = 1.0
+) -> str | None:
     """The intent `understood` would get under another FallbackClassifier setting.
 
     Rasa keeps the model's own ranking when the fallback fires, so thresholds can be tried
     on one set of predictions instead of one training run each. The safety net's decision
     stands whatever the threshold.
     """
-    if understood.source != "nlu":
+    if understood.source == "safety_net" or understood.intent is None:
         return understood.intent
+    floored = apply_crisis_floor(understood, crisis_floor)
+    if floored.source == "crisis_floor":
+        return floored.intent
     ranked = [s for s in understood.ranking if s.name != FALLBACK_INTENT]
     if not ranked:
         return understood.intent
@@ -182,12 +187,16 @@ def with_threshold(understood: Understanding, threshold: float, ambiguity: float
 
 def tune_fallback(
     examples: list[LabelledExample], understood: list[Understanding]
-) -> list[tuple[float, float, Scores]]:
-    """Scores for a grid of (threshold, ambiguity_threshold), best macro-F1 first."""
+) -> list[tuple[float, float, float, Scores]]:
+    """Scores for a grid of (threshold, ambiguity_threshold, crisis floor), best first.
+
+    Best means: highest crisis recall, then macro-F1; crisis recall comes first.
+    """
     results = []
-    for threshold in [t / 100 for t in range(0, 80, 5)]:
+    for threshold in [t / 100 for t in range(30, 75, 5)]:
         for ambiguity in [a / 100 for a in range(0, 25, 5)]:
-            predicted = [with_threshold(u, threshold, ambiguity) for u in understood]
-            results.append((threshold, ambiguity, score(examples, predicted)))
-    results.sort(key=lambda r: (r[2].macro_f1, r[2].crisis_recall, r[2].risk_recall), reverse=True)
+            for floor in [0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 1.0]:
+                predicted = [with_threshold(u, threshold, ambiguity, floor) for u in understood]
+                results.append((threshold, ambiguity, floor, score(examples, predicted)))
+    results.sort(key=lambda r: (r[3].macro_f1, r[3].crisis_recall), reverse=True)
     return results
