@@ -31,10 +31,9 @@ def command_env(tmp_path: Path, nlu_server: LocalNLUServer, **extra: str) -> dic
     return env
 
 
-async def run_bot_command(
-    args: list[str], env: dict[str, str], stdin: str = "", timeout: float = 60
-) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
+async def start_bot_command(args: list[str], env: dict[str, str]) -> asyncio.subprocess.Process:
+    """`python -m bot ARGS` from the project root, with pipes for all three streams."""
+    return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "bot",
@@ -45,6 +44,12 @@ async def run_bot_command(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
+
+
+async def run_bot_command(
+    args: list[str], env: dict[str, str], stdin: str = "", timeout: float = 60
+) -> tuple[int, str, str]:
+    process = await start_bot_command(args, env)
     out, err = await asyncio.wait_for(process.communicate(stdin.encode()), timeout)
     assert process.returncode is not None
     return process.returncode, out.decode(), err.decode()
@@ -109,17 +114,7 @@ async def test_run_with_a_token_serves_telegram_and_stops_on_sigterm(
             TELEGRAM_BOT_TOKEN=TEST_TOKEN,
             TELEGRAM_API_BASE_URL=emulator.base_url,
         )
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            "run",
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
+        process = await start_bot_command(["run"], env)
         try:
             await emulator.wait_for_call("getUpdates", timeout=60)
             emulator.push_text(4242, "/start")

@@ -188,8 +188,6 @@ def _decide_button(data: str, state: UserState) -> ReplyPlan:
         return ReplyPlan("forget_cancelled")
     if data.startswith(f"{COUNTRY}:"):
         code = data.split(":", 1)[1]
-        country = None if code == "other" else code
         kind = "help_leaving" if state.last_reply_kind == "help_leaving" else "resources"
-        kinds = EXIT_KINDS + CRISIS_KINDS if state.in_crisis else EXIT_KINDS
-        return ReplyPlan(kind, resource_kinds=kinds, country=country or "global", buttons=(HUMAN,))
+        return _resources(kind, "global" if code == "other" else code, state)
     return ReplyPlan("fallback", buttons=(HELP, HUMAN))
