@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 
 from bot.nlu.server import LocalNLUServer
 from bot.settings import PROJECT_ROOT
-from tests.conftest import TEST_TOKEN
+from tests.conftest import TEST_TOKEN, free_port
 from tests.emulator import BotAPIEmulator
 
 
@@ -146,3 +147,18 @@ async def test_content_check_reports_a_broken_file_with_its_line(tmp_path: Path)
     code, out, err = await run_bot_command(["content", "check"], env)
     assert code == 1
     assert "facts.yml:" in out + err
+
+
+@pytest.mark.nlu
+async def test_nlu_parse_starts_and_stops_its_own_server_without_nlu_url(
+    nlu_model: Path, tmp_path: Path
+) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "NLU_"))}
+    env.update({"DATA_DIR": str(tmp_path), "NLU_MODEL": str(nlu_model), "NLU_PORT": str(port)})
+    code, out, err = await run_bot_command(["nlu", "parse"], env, stdin="hello\n", timeout=240)
+    assert code == 0, err
+    assert json.loads(out)["intent"] == "greet"
+    assert (tmp_path / "nlu-server.log").exists()
+    with socket.socket() as sock:  # the server it started is gone with it
+        assert sock.connect_ex(("127.0.0.1", port)) != 0
