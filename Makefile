@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-APP_PYTHON ?= $(shell scripts/find-python.sh 3.12 3.11 3.13 2>/dev/null)
+APP_PYTHON ?= $(shell scripts/find-python.sh 3.11 3.12 3.13 2>/dev/null)
 NLU_PYTHON ?= $(shell scripts/find-python.sh 3.10 2>/dev/null)
 VENV := .venv
 VENV_NLU := .venv-nlu
