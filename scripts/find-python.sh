@@ -7,7 +7,7 @@ for version in "$@"; do
   for candidate in "python$version" "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$version".*/bin/python \
                    /usr/local/bin/"python$version" /usr/bin/"python$version"; do
     if [ -x "$(command -v "$candidate" 2>/dev/null)" ] \
-       && "$candidate" -c "import sys, venv; sys.exit(sys.version_info[:2] != tuple(map(int, '$version'.split('.'))))" 2>/dev/null; then
+       && "$candidate" -c "import sys, venv, ensurepip; sys.exit(sys.version_info[:2] != tuple(map(int, '$version'.split('.'))))" 2>/dev/null; then
       command -v "$candidate"
       exit 0
     fi
