@@ -106,13 +106,7 @@ def _decide_message(understood: Understanding, state: UserState) -> ReplyPlan:
             "help_leaving" if intent == "ask_help_leaving" else "resources", country, state
         )
     if state.in_crisis:
-        return ReplyPlan(
-            "crisis_followup",
-            resource_kinds=CRISIS_KINDS,
-            country=country,
-            buttons=(HUMAN,),
-            flags=("crisis",),
-        )
+        return _crisis_followup(country)
     if intent in RISK_INTENTS:
         return ReplyPlan("counter_message", claim=intent, buttons=COUNTER_BUTTONS, flags=("risk",))
     if intent == "question_defectors":
@@ -131,6 +125,17 @@ def _safety(intent: str, country: str | None) -> ReplyPlan:
     kind = "safety_violence" if intent == "crisis_violence" else "safety_self_harm"
     return ReplyPlan(
         kind,
+        resource_kinds=CRISIS_KINDS,
+        country=country,
+        buttons=(HUMAN,),
+        flags=("crisis",),
+    )
+
+
+def _crisis_followup(country: str | None) -> ReplyPlan:
+    """For a user in crisis state: support and crisis lines, never a counter-message."""
+    return ReplyPlan(
+        "crisis_followup",
         resource_kinds=CRISIS_KINDS,
         country=country,
         buttons=(HUMAN,),
@@ -169,13 +174,7 @@ def _decide_command(command: Command, state: UserState) -> ReplyPlan:
 def _decide_button(data: str, state: UserState) -> ReplyPlan:
     if data == ANOTHER_STORY:
         if state.in_crisis:
-            return ReplyPlan(
-                "crisis_followup",
-                resource_kinds=CRISIS_KINDS,
-                country=state.country,
-                buttons=(HUMAN,),
-                flags=("crisis",),
-            )
+            return _crisis_followup(state.country)
         claim = state.last_claim or "interest_joining"
         return ReplyPlan("counter_message", claim=claim, buttons=COUNTER_BUTTONS)
     if data == HELP:
