@@ -17,6 +17,7 @@ from bot.nlu.understanding import Understanding
 from bot.policy.compose import Reply, ReplyContext, compose
 from bot.policy.decision import Button, Command, Message, NonText, ReplyPlan, decide
 from bot.policy.state import UserState
+from bot.safety.risk import record_signals
 from bot.settings import Settings
 from bot.storage.store import Store
 
@@ -91,6 +92,7 @@ class Conversation:
         if isinstance(incoming, TextIn):
             text, truncated = clean_user_text(incoming.text, self.settings.max_message_chars)
             understanding = await self.nlu.understand(text)
+            state.risk_signals = record_signals(state.risk_signals, understanding)
             await self.store.record_message(
                 pseudonym,
                 direction="in",

@@ -100,6 +100,51 @@ class User(Base):
     # by the bot.
     risk_flag: Mapped[bool] = mapped_column(Boolean, default=False)
     crisis_flag: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The risk level (bot.safety.risk.RISK_LEVELS) with its reasons, derived from the counts
+    # in risk_signals; indexed because the moderators' inbox and queue sort by it.
+    risk_level: Mapped[str] = mapped_column(String(16), default="none", index=True)
+    risk_reasons: Mapped[list[str]] = mapped_column(PortableJSON, default=list)
+    risk_signals: Mapped[dict[str, int]] = mapped_column(PortableJSON, default=dict)
+    # Who answers the user (bot.escalation.HANDLING): "bot", "waiting" for a person after a
+    # request, or "person" while a moderator has taken over; since when and by which account.
+    handling: Mapped[str] = mapped_column(String(16), default="bot")
+    handling_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    handled_by: Mapped[str | None] = mapped_column(String(64))
+    # A moderator muted the user: messages are stored, the bot does not answer (crisis aside).
+    muted: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The Telegram chat id, encrypted under CONTACT_SECRET (bot.escalation.contact), so a
+    # moderator's message can reach the user later; never stored or logged in the clear.
+    contact: Mapped[str | None] = mapped_column(Text)
+
+
+class Alert(Base):
+    """Something a moderator must look at: a crisis, a high risk, a request for a person.
+
+    One alert per event: while an alert of a kind is open for a user, no second one is raised.
+    """
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        Index("ix_alerts_status_created_at", "status", "created_at"),
+        Index("ix_alerts_user_id_kind", "user_id", "kind"),
+        CheckConstraint("status IN ('open', 'acknowledged', 'resolved')", name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # crisis, high_risk or human_request
+    kind: Mapped[str] = mapped_column(String(32))
+    # crisis, high or request; a request nobody picked up is raised to high when escalated.
+    severity: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    reasons: Mapped[list[str]] = mapped_column(PortableJSON, default=list)
+    notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(64))
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolved_by: Mapped[str | None] = mapped_column(String(64))
 
 
 class Message(Base):

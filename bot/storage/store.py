@@ -50,6 +50,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.nlu.understanding import Understanding
 from bot.policy.state import UserState
+from bot.safety.risk import assess
 from bot.storage.database import Database
 from bot.storage.models import DIRECTIONS, Message, ProcessedUpdate, User, utcnow
 
@@ -151,24 +152,52 @@ class Store:
                 last_claim=user.last_claim,
                 last_reply_kind=user.last_reply_kind,
                 shown_testimonies=list(user.shown_testimonies),
+                risk_signals=dict(user.risk_signals),
+                risk_level=user.risk_level,
+                risk_reasons=list(user.risk_reasons),
+                handling=user.handling,
+                muted=user.muted,
             )
 
     async def save_user(self, state: UserState) -> None:
-        """Persist the conversation state (the moderator flags are left as they are)."""
+        """Persist the conversation state and the risk level derived from it.
+
+        The moderator flags, the handling and the mute are left as they are. Crisis state is
+        only ever raised here: a moderator may have closed it while this turn ran, and only a
+        moderator closes it (`close_crisis`). The risk level is computed in the same
+        transaction from the crisis state as stored, so the two cannot disagree.
+        """
         values: dict[str, Any] = {
             "country": state.country,
             "campaign": state.campaign,
-            "in_crisis": state.in_crisis,
             "human_requested": state.human_requested,
             "last_claim": state.last_claim,
             "last_reply_kind": state.last_reply_kind,
             "shown_testimonies": list(state.shown_testimonies),
+            "risk_signals": dict(state.risk_signals),
         }
-        statement = update(User).where(User.pseudonym == state.pseudonym).values(**values)
+        if state.in_crisis:
+            values["in_crisis"] = True
+        statement = (
+            update(User)
+            .where(User.pseudonym == state.pseudonym)
+            .values(**values)
+            .returning(User.in_crisis)
+        )
         async with self.database.session() as session, session.begin():
-            if _rowcount(await session.execute(statement)) == 0:
+            in_crisis = (await session.execute(statement)).scalar_one_or_none()
+            if in_crisis is None:
                 await session.execute(self._insert_user_if_missing(state.pseudonym))
-                await session.execute(statement)
+                in_crisis = (await session.execute(statement)).scalar_one()
+            assessment = assess(state.risk_signals, in_crisis=in_crisis)
+            await session.execute(
+                update(User)
+                .where(User.pseudonym == state.pseudonym)
+                .values(risk_level=assessment.level, risk_reasons=list(assessment.reasons))
+            )
+        state.in_crisis = in_crisis
+        state.risk_level = assessment.level
+        state.risk_reasons = list(assessment.reasons)
 
     async def set_campaign(self, pseudonym: str, campaign: str) -> bool:
         """Record the deep-link campaign that brought the user, unless one is recorded already.
@@ -356,6 +385,11 @@ class Store:
             "shown_testimonies": [],
             "risk_flag": False,
             "crisis_flag": False,
+            "risk_level": "none",
+            "risk_reasons": [],
+            "risk_signals": {},
+            "handling": "bot",
+            "muted": False,
         }
         if self.database.dialect == "postgresql":
             return (
