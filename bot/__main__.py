@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import sys
 from collections.abc import Sequence
 
@@ -20,23 +19,19 @@ def _settings() -> Settings:
     return Settings.from_env().with_secrets()
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    # python-telegram-bot and httpx log every request at INFO; that is noise, and the URLs
-    # contain the bot token.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("telegram.ext").setLevel(logging.WARNING)
+def _setup_logging(level: str, log_format: str = "text") -> None:
+    from bot.observability.logs import setup_logging
+
+    setup_logging(level, log_format)
 
 
 def cmd_run(_: argparse.Namespace) -> int:
+    from bot.observability.sentry import init_sentry
     from bot.run import run
 
     settings = _settings()
-    _setup_logging(settings.log_level)
+    _setup_logging(settings.log_level, settings.log_format)
+    init_sentry(settings.sentry_dsn)
     return asyncio.run(run(settings))
 
 

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import unicodedata
 from dataclasses import dataclass
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.content.provider import LibraryProvider
 from bot.nlu.client import NLUClient
 from bot.nlu.understanding import Understanding
+from bot.observability import metrics
 from bot.policy.compose import Reply, ReplyContext, compose
 from bot.policy.decision import Button, Command, Message, NonText, ReplyPlan, decide
 from bot.policy.state import UserState
@@ -87,11 +91,27 @@ class Conversation:
         is_test: bool = False,
     ) -> list[Reply]:
         """Answer one incoming event for the user `pseudonym` and record both sides."""
+        started = time.perf_counter()
+        try:
+            replies = await self._turn(pseudonym, incoming, update_id=update_id, is_test=is_test)
+        except SQLAlchemyError:
+            metrics.DATABASE_ERRORS.inc()
+            raise
+        metrics.observe_turn(
+            _metric_kind(incoming), [r.kind for r in replies], time.perf_counter() - started
+        )
+        return replies
+
+    async def _turn(
+        self, pseudonym: str, incoming: Incoming, *, update_id: int | None, is_test: bool
+    ) -> list[Reply]:
         state = await self.store.load_user(pseudonym)
         truncated = False
         if isinstance(incoming, TextIn):
             text, truncated = clean_user_text(incoming.text, self.settings.max_message_chars)
-            understanding = await self.nlu.understand(text)
+            with metrics.NLU_LATENCY.time():
+                understanding = await self.nlu.understand(text)
+            metrics.observe_understanding(understanding.intent, understanding.source)
             state.risk_signals = record_signals(state.risk_signals, understanding)
             await self.store.record_message(
                 pseudonym,
@@ -152,6 +172,10 @@ def _apply_flags(plan: ReplyPlan, state: UserState) -> None:
         state.in_crisis = True
     if "human_requested" in plan.flags:
         state.human_requested = True
+
+
+def _metric_kind(incoming: Incoming) -> str:
+    return "text" if isinstance(incoming, TextIn) else _incoming_kind(incoming)
 
 
 def _incoming_kind(incoming: Command | Button | NonText) -> str:

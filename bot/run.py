@@ -7,12 +7,17 @@ import contextlib
 import logging
 import signal
 import sys
+from collections.abc import AsyncIterator
 
 from bot.chat import chat
+from bot.listener.app import Listener, build_listener_app
+from bot.listener.health import Dependencies
+from bot.listener.webhook import WebhookReceiver
 from bot.retention import retention_loop
 from bot.services import Services
 from bot.settings import Settings
-from bot.telegram.app import build_application, run_polling
+from bot.storage.user_lock import UserLocks
+from bot.telegram.app import build_application, register_webhook, run_polling
 from bot.telegram.handlers import FrontEnd
 
 log = logging.getLogger(__name__)
@@ -25,6 +30,9 @@ you in .env as TELEGRAM_BOT_TOKEN=... (see README, "Configuration").
 Meanwhile, here is the same bot in this terminal (Ctrl-D to quit). Type a message or a
 command such as /start; type a button's number to press it.
 """
+
+DRAIN_SECONDS = 20.0
+"""At shutdown, how long turns already acknowledged to Telegram may take to finish."""
 
 
 def install_stop_signals(stop: asyncio.Event) -> None:
@@ -44,10 +52,13 @@ async def run(settings: Settings) -> int:
             )
         )
         try:
-            if settings.telegram_bot_token:
+            if settings.telegram_bot_token and settings.bot_mode == "webhook":
+                await serve_webhook(settings, services, stop)
+            elif settings.telegram_bot_token:
                 front_end = FrontEnd(services.conversation, settings.pseudonym_secret)
                 application = build_application(settings, front_end)
-                await run_polling(application, services.library.current(), stop)
+                async with listening(settings, services):
+                    await run_polling(application, services.library.current(), stop)
             else:
                 sys.stdout.write(TERMINAL_CHAT_INTRO)
                 sys.stdout.flush()
@@ -65,3 +76,50 @@ async def run(settings: Settings) -> int:
                 await retention
     log.info("stopped")
     return 0
+
+
+def dependencies(services: Services) -> Dependencies:
+    return Dependencies(services.database, services.nlu, services.library)
+
+
+@contextlib.asynccontextmanager
+async def listening(
+    settings: Settings, services: Services, webhook: WebhookReceiver | None = None
+) -> AsyncIterator[Listener | None]:
+    """The HTTP listener for the block, when the mode or `LISTEN_PORT` asks for one."""
+    port = settings.effective_listen_port
+    if port is None:
+        yield None
+        return
+    app = build_listener_app(dependencies(services), webhook, settings.webhook_path)
+    listener = Listener(app, settings.listen_host, port)
+    await listener.start()
+    try:
+        yield listener
+    finally:
+        await listener.stop()
+
+
+async def serve_webhook(settings: Settings, services: Services, stop: asyncio.Event) -> None:
+    """Listen for Telegram's posts until `stop`, then finish the turns already acknowledged.
+
+    The webhook stays registered at shutdown: other replicas keep serving it, and Telegram
+    keeps updates for a replica that restarts.
+    """
+    front_end = FrontEnd(services.conversation, settings.pseudonym_secret)
+    application = build_application(settings, front_end)
+    locks = UserLocks(settings.database_url, pool_size=min(settings.concurrent_updates, 20))
+    await locks.start()
+    receiver = WebhookReceiver(
+        application, settings.webhook_secret, settings.pseudonym_secret, locks
+    )
+    try:
+        async with application:
+            await application.start()
+            async with listening(settings, services, receiver):
+                await register_webhook(application, services.library.current(), settings)
+                await stop.wait()
+            await receiver.drain(DRAIN_SECONDS)
+            await application.stop()
+    finally:
+        await locks.close()

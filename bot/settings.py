@@ -7,16 +7,22 @@ message naming the variable instead of deep inside a handler.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 T = TypeVar("T")
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_LISTEN_PORT = 8081
+_WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{16,256}")
+_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 class SettingsError(ValueError):
@@ -53,6 +59,31 @@ class Settings:
     max_message_chars: int = 4000
     concurrent_updates: int = 64
     log_level: str = "INFO"
+    log_format: str = "text"
+    """`text` for people at a terminal, `json` (one object per line) for log collectors."""
+    bot_mode: str = "polling"
+    """`polling` (one machine, no public address) or `webhook` (Telegram posts updates to
+    `webhook_url`; several replicas behind a load balancer)."""
+    webhook_url: str | None = None
+    webhook_secret: str = field(default="", repr=False)
+    webhook_max_connections: int = 40
+    listen_host: str = "127.0.0.1"
+    listen_port: int | None = None
+    """The bot's HTTP listener (webhook, /healthz, /readyz, /metrics). Webhook mode always
+    listens (on 8081 unless set); polling mode only when a port is set."""
+    sentry_dsn: str | None = field(default=None, repr=False)
+
+    @property
+    def effective_listen_port(self) -> int | None:
+        """The port to listen on, or None when the bot runs no HTTP listener."""
+        if self.listen_port is not None:
+            return self.listen_port
+        return DEFAULT_LISTEN_PORT if self.bot_mode == "webhook" else None
+
+    @property
+    def webhook_path(self) -> str:
+        """The path Telegram posts to: the path of `webhook_url` (a proxy passes it through)."""
+        return urlsplit(self.webhook_url or "").path or "/"
 
     @property
     def local_nlu_url(self) -> str:
@@ -123,7 +154,26 @@ class Settings:
                 env, "CONCURRENT_UPDATES", defaults.concurrent_updates, _positive_int
             ),
             log_level=_get(env, "LOG_LEVEL", defaults.log_level, _log_level),
-        )
+            log_format=_get(env, "LOG_FORMAT", defaults.log_format, _choice("text", "json")),
+            bot_mode=_get(env, "BOT_MODE", defaults.bot_mode, _choice("polling", "webhook")),
+            webhook_url=_get(env, "WEBHOOK_URL", None, _webhook_url),
+            webhook_secret=_get(env, "WEBHOOK_SECRET", "", _webhook_secret),
+            webhook_max_connections=_get(
+                env,
+                "WEBHOOK_MAX_CONNECTIONS",
+                defaults.webhook_max_connections,
+                _int_between(1, 100),
+            ),
+            listen_host=_get(env, "LISTEN_HOST", defaults.listen_host, _nonempty),
+            listen_port=_get(env, "LISTEN_PORT", None, _port),
+            sentry_dsn=_get(env, "SENTRY_DSN", None, _url),
+        )._checked()
+
+    def _checked(self) -> Settings:
+        """Rules that involve more than one setting."""
+        if self.bot_mode == "webhook" and not self.webhook_url:
+            raise SettingsError("WEBHOOK_URL must be set when BOT_MODE=webhook")
+        return self
 
     def with_secrets(self) -> Settings:
         """Fill in secrets that may be generated locally, persisting them under `data_dir`.
@@ -131,18 +181,28 @@ class Settings:
         A pseudonym secret must never change while data exists (every user would get a new
         pseudonym), so a generated one is written once to `data/pseudonym.secret` and reused.
         """
-        if self.pseudonym_secret:
-            return self
-        path = self.data_dir / "pseudonym.secret"
+        settings = self
+        if not settings.pseudonym_secret:
+            settings = replace(settings, pseudonym_secret=self._secret_file("pseudonym.secret"))
+        if not settings.webhook_secret:
+            # Telegram allows A-Z, a-z, 0-9, _ and - (1-256 characters): hex fits. Replicas
+            # must share it, so a multi-replica deployment sets WEBHOOK_SECRET itself.
+            settings = replace(settings, webhook_secret=self._secret_file("webhook.secret"))
+        return settings
+
+    def _secret_file(self, name: str) -> str:
+        """A random secret kept in `data_dir/name`, created on first use (mode 0600)."""
+        path = self.data_dir / name
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                handle.write(secrets.token_hex(32))
+            with contextlib.suppress(FileExistsError):  # another process created it first
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w") as handle:
+                    handle.write(secrets.token_hex(32))
         secret = path.read_text().strip()
         if len(secret) < 32:
             raise SettingsError(f"{path} holds a secret shorter than 32 characters")
-        return replace(self, pseudonym_secret=secret)
+        return secret
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
@@ -232,6 +292,42 @@ def _database_url(raw: str) -> str:
         raise ValueError(
             "use sqlite+aiosqlite:///path/to/file.db or postgresql+asyncpg://user@host/db"
         )
+    return raw
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.lower()
+        if value not in allowed:
+            raise ValueError(f"must be one of: {', '.join(allowed)}")
+        return value
+
+    return parse
+
+
+def _int_between(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        value = int(raw)
+        if not low <= value <= high:
+            raise ValueError(f"must be a whole number from {low} to {high}")
+        return value
+
+    return parse
+
+
+def _webhook_url(raw: str) -> str:
+    """Telegram posts only to HTTPS; plain HTTP is accepted for a loopback test server."""
+    parts = urlsplit(raw)
+    if parts.scheme == "https" and parts.hostname:
+        return raw
+    if parts.scheme == "http" and parts.hostname in _LOOPBACK_HOSTS:
+        return raw
+    raise ValueError("must be an https:// URL that Telegram can reach")
+
+
+def _webhook_secret(raw: str) -> str:
+    if not _WEBHOOK_SECRET.fullmatch(raw):
+        raise ValueError("use 16 to 256 characters from A-Z, a-z, 0-9, _ and -")
     return raw
 
 

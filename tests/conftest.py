@@ -27,6 +27,8 @@ from bot.content.provider import LibraryProvider
 from bot.conversation import Conversation
 from bot.nlu.client import NLUClient
 from bot.nlu.server import LocalNLUServer, latest_model
+from bot.run import serve_webhook
+from bot.services import Services
 from bot.settings import PROJECT_ROOT, Settings
 from bot.storage.database import Database
 from bot.storage.pseudonym import pseudonymise
@@ -205,3 +207,65 @@ async def bot(
         request.param, tmp_path_factory.mktemp(f"bot-{request.param}"), nlu_server
     ) as running:
         yield running
+
+
+@dataclass
+class WebhookBot:
+    """The real bot in webhook mode (`bot.run.serve_webhook`), with handles the tests inspect."""
+
+    backend: str
+    emulator: BotAPIEmulator
+    services: Services
+    settings: Settings
+    _ids: Iterator[int]
+
+    @property
+    def store(self) -> Store:
+        return self.services.store
+
+    @property
+    def base_url(self) -> str:
+        """The bot's HTTP listener (webhook, /healthz, /readyz, /metrics)."""
+        return f"http://127.0.0.1:{self.settings.listen_port}"
+
+    def new_user(self) -> int:
+        return next(self._ids)
+
+    def pseudonym(self, user_id: int) -> str:
+        return pseudonymise(user_id, self.settings.pseudonym_secret)
+
+
+@contextlib.asynccontextmanager
+async def webhook_bot(
+    backend: str, tmp: Path, nlu_server: LocalNLUServer, **changes: object
+) -> AsyncIterator[WebhookBot]:
+    """`python -m bot run` with BOT_MODE=webhook, in this process, against the emulator."""
+    async with (
+        BotAPIEmulator() as emulator,
+        database_url_for(backend, tmp) as url,
+    ):
+        port = free_port()
+        settings = make_settings(
+            tmp,
+            **{
+                "telegram_bot_token": TEST_TOKEN,
+                "telegram_api_base_url": emulator.base_url,
+                "database_url": url,
+                "nlu_url": nlu_server.url,
+                "nlu_auth_token": nlu_server.token,
+                "bot_mode": "webhook",
+                "webhook_url": f"http://127.0.0.1:{port}/telegram/webhook",
+                "webhook_secret": "webhook-secret-" + "w" * 24,
+                "listen_port": port,
+                **changes,
+            },
+        )
+        stop = asyncio.Event()
+        async with Services(settings) as services:
+            serving = asyncio.create_task(serve_webhook(settings, services, stop))
+            try:
+                await emulator.wait_for_call("setWebhook", timeout=15)
+                yield WebhookBot(backend, emulator, services, settings, itertools.count(50_000))
+            finally:
+                stop.set()
+                await asyncio.wait_for(serving, timeout=30)

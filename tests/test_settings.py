@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,14 @@ def test_defaults_need_no_configuration(tmp_path: Path) -> None:
         ("LOG_LEVEL", "LOUD"),
         ("TELEGRAM_API_BASE_URL", "ftp://example"),
         ("NLU_MODEL", "/no/such/model.tar.gz"),
+        ("BOT_MODE", "push"),
+        ("WEBHOOK_URL", "http://bot.example.org/telegram/webhook"),
+        ("WEBHOOK_SECRET", "short"),
+        ("WEBHOOK_SECRET", "has spaces and is long enough"),
+        ("WEBHOOK_MAX_CONNECTIONS", "101"),
+        ("LISTEN_PORT", "0"),
+        ("LOG_FORMAT", "xml"),
+        ("SENTRY_DSN", "not-a-url"),
     ],
 )
 def test_a_bad_value_names_the_variable(name: str, value: str) -> None:
@@ -62,3 +71,25 @@ def test_a_malformed_dotenv_line_is_reported_with_its_line(tmp_path: Path) -> No
     env_file.write_text("RETENTION_DAYS=30\nthis is not a setting\n")
     with pytest.raises(SettingsError, match=r"\.env:2"):
         read_dotenv(env_file)
+
+
+def test_webhook_mode_needs_a_webhook_url() -> None:
+    with pytest.raises(SettingsError, match="WEBHOOK_URL"):
+        Settings.from_env({"BOT_MODE": "webhook"})
+
+
+def test_webhook_mode_listens_on_8081_and_polling_only_when_asked(tmp_path: Path) -> None:
+    url = "https://bot.example.org/hooks/telegram"
+    webhook = Settings.from_env({"BOT_MODE": "webhook", "WEBHOOK_URL": url})
+    assert (webhook.effective_listen_port, webhook.webhook_path) == (8081, "/hooks/telegram")
+    assert Settings.from_env({}).effective_listen_port is None
+    assert Settings.from_env({"LISTEN_PORT": "9100"}).effective_listen_port == 9100
+
+
+def test_a_generated_webhook_secret_is_kept_and_telegram_accepts_it(tmp_path: Path) -> None:
+    first = Settings.from_env({"DATA_DIR": str(tmp_path)}).with_secrets()
+    second = Settings.from_env({"DATA_DIR": str(tmp_path)}).with_secrets()
+    assert first.webhook_secret == second.webhook_secret
+    assert re.fullmatch(r"[A-Za-z0-9_-]{16,256}", first.webhook_secret)
+    assert first.webhook_secret != first.pseudonym_secret
+    assert (tmp_path / "webhook.secret").stat().st_mode & 0o777 == 0o600

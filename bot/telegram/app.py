@@ -56,3 +56,28 @@ async def run_polling(
         finally:
             await application.updater.stop()
             await application.stop()
+
+
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
+"""The update types the bot asks Telegram for in webhook mode."""
+
+
+async def register_webhook(
+    application: Application,  # type: ignore[type-arg]
+    library: Library,
+    settings: Settings,
+) -> None:
+    """Set the command menu and point Telegram at `WEBHOOK_URL` with the secret token.
+
+    Every replica does this at start-up with the same values, so it is idempotent. Pending
+    updates are kept: Telegram holds them while no replica answers.
+    """
+    await application.bot.set_my_commands(bot_commands(library))
+    await application.bot.set_webhook(
+        url=settings.webhook_url or "",
+        secret_token=settings.webhook_secret,
+        allowed_updates=ALLOWED_UPDATES,
+        max_connections=settings.webhook_max_connections,
+        drop_pending_updates=False,
+    )
+    log.info("webhook registered for bot @%s", application.bot.username)

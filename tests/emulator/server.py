@@ -33,11 +33,13 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from types import TracebackType
 from typing import Any, Self, TypedDict, Unpack
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from . import factories
 from .factories import JSON, ChatType
+from .webhook import WebhookDelivery, WebhookSender, webhook_info
 
 _TOKEN = re.compile(r"\d+:[A-Za-z0-9_-]+")
 _COMMAND_NAME = re.compile(r"[a-z0-9_]{1,32}")
@@ -200,6 +202,8 @@ class _UpdateQueue:
         self._history: dict[int, JSON] = {}
         self._last_id = FIRST_UPDATE_ID - 1
         self.changed = _Signal()
+        # With a webhook set, updates go to it instead of waiting for getUpdates.
+        self.sink: WebhookSender | None = None
 
     def push(self, update: JSON) -> int:
         update = copy.deepcopy(update)
@@ -209,6 +213,10 @@ class _UpdateQueue:
             update["update_id"] = update_id
         self._last_id = max(self._last_id, update_id)
         self._history[update_id] = update
+        if self.sink is not None:
+            self.sink.enqueue(copy.deepcopy(update))
+            self.changed.fire()
+            return update_id
         self._pending.append(update)
         self._pending.sort(key=lambda pending: int(pending["update_id"]))
         self.changed.fire()
@@ -220,6 +228,10 @@ class _UpdateQueue:
     def redeliver(self, update_id: int) -> int:
         if update_id not in self._history:
             raise KeyError(f"update {update_id} was never pushed, so it cannot be duplicated")
+        if self.sink is not None:
+            self.sink.redeliver(copy.deepcopy(self._history[update_id]))
+            self.changed.fire()
+            return update_id
         self._redeliveries.append(self._history[update_id])
         self.changed.fire()
         return update_id
@@ -236,6 +248,15 @@ class _UpdateQueue:
     def clear(self) -> None:
         self._pending.clear()
         self._redeliveries.clear()
+
+    def hand_over(self, sink: WebhookSender | None) -> None:
+        """Send future updates to ``sink`` (None: back to getUpdates), and the waiting ones now."""
+        self.sink = sink
+        if sink is None:
+            return
+        for update in [*self._redeliveries, *self._pending]:
+            sink.enqueue(copy.deepcopy(update))
+        self.clear()
 
     @property
     def pending_count(self) -> int:
@@ -358,6 +379,10 @@ class BotAPIEmulator:
         self._serials = itertools.count(1)
         self._commands: dict[tuple[str, str], list[JSON]] = {}
         self._webhook_url = ""
+        self._webhook: WebhookSender | None = None
+        self._webhook_backends: list[str] = []
+        self._webhook_deliveries: list[WebhookDelivery] = []
+        self.webhook_settings: JSON = {}
         self._failures: dict[str, deque[_Failure]] = {}
         self._delays: dict[str, deque[float]] = {}
         self._methods: dict[str, _Method] = {
@@ -402,6 +427,7 @@ class BotAPIEmulator:
             return
         self._closing.set()
         self._updates.changed.fire()
+        await self._stop_webhook()
         await self._runner.cleanup()
         self._runner = None
 
@@ -649,7 +675,10 @@ class BotAPIEmulator:
         def busy_for() -> float:
             """How much longer to wait before the bot counts as quiet; 0 when it is."""
             in_flight = any(c.status is None and c.method != "getUpdates" for c in self.calls)
-            if in_flight or self._updates.pending_count:
+            posting = (self._webhook is not None and self._webhook.pending_count) or any(
+                d.status is None for d in self._webhook_deliveries
+            )
+            if in_flight or posting or self._updates.pending_count:
                 return quiet
             return max(0.0, quiet - (time.monotonic() - self._last_activity))
 
@@ -807,28 +836,75 @@ class BotAPIEmulator:
         return True
 
     async def _set_webhook(self, params: JSON, request: web.Request) -> bool:
-        url = params.get("url") or ""
-        if url and not str(url).startswith("https://"):
+        """Record the webhook and start posting updates to it.
+
+        Telegram posts only to HTTPS; plain HTTP is accepted for loopback hosts, as the
+        Bot API server does in its local mode, so tests can point it at a bot on 127.0.0.1.
+        """
+        url = str(params.get("url") or "")
+        if not url:
+            return await self._delete_webhook(params, request)
+        parts = urlsplit(url)
+        loopback = parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost")
+        if parts.scheme != "https" and not loopback:
             raise ApiError(
                 400, "Bad Request: bad webhook: An HTTPS URL must be provided for webhook"
             )
-        self._webhook_url = str(url)
+        secret = params.get("secret_token") or ""
+        if secret and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", str(secret)):
+            raise ApiError(400, "Bad Request: secret token contains unallowed characters")
         if params.get("drop_pending_updates"):
             self._updates.clear()
+        self.webhook_settings = dict(params)
+        self._webhook_url = url
+        if self._webhook is None:
+            self._webhook = WebhookSender(
+                self._webhook_deliveries, self._webhook_backends, self._webhook_activity
+            )
+            self._webhook.start()
+        self._webhook.configure(url, str(secret), _int_param(params, "max_connections", 40))
+        self._updates.hand_over(self._webhook)
         return True
 
     async def _delete_webhook(self, params: JSON, request: web.Request) -> bool:
-        self._webhook_url = ""
+        await self._stop_webhook()
+        self.webhook_settings = {}
         if params.get("drop_pending_updates"):
             self._updates.clear()
         return True
 
+    async def _stop_webhook(self) -> None:
+        """Stop posting; updates not yet taken by the bot wait for getUpdates again."""
+        sender, self._webhook = self._webhook, None
+        self._webhook_url = ""
+        self._updates.hand_over(None)
+        if sender is not None:
+            for update in await sender.stop():
+                self._updates.push(update)
+
+    def _webhook_activity(self) -> None:
+        self._last_activity = time.monotonic()
+        self._calls_changed.fire()
+
     async def _get_webhook_info(self, params: JSON, request: web.Request) -> JSON:
-        return {
-            "url": self._webhook_url,
-            "has_custom_certificate": False,
-            "pending_update_count": self._updates.pending_count,
-        }
+        if self._webhook is None:
+            return {
+                "url": "",
+                "has_custom_certificate": False,
+                "pending_update_count": self._updates.pending_count,
+            }
+        return webhook_info(self._webhook)
+
+    # ------------------------------------------------------------------ webhook (tests)
+
+    def route_webhook(self, backends: list[str]) -> None:
+        """Play a load balancer: post each update to one of ``backends`` (full URLs) at random."""
+        self._webhook_backends[:] = backends
+
+    @property
+    def webhook_deliveries(self) -> list[WebhookDelivery]:
+        """Every post of an update to the bot so far (empty without a webhook)."""
+        return list(self._webhook_deliveries)
 
     async def _get_updates(self, params: JSON, request: web.Request) -> list[JSON]:
         """Long polling: answer as soon as there is an update, or after ``timeout`` seconds.
