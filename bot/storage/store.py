@@ -57,8 +57,8 @@ from bot.storage.models import DIRECTIONS, Message, ProcessedUpdate, User, utcno
 log = logging.getLogger(__name__)
 
 VACUUM_LOCK_TIMEOUT = "5s"
-# The tables holding what a user wrote or what is known about them.
-_PRIVATE_TABLES = ("messages", "users")
+# The tables holding what a user wrote or what is known about them (moderators' notes too).
+_PRIVATE_TABLES = ("messages", "users", "moderator_notes")
 
 
 @dataclass(frozen=True)
