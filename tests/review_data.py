@@ -6,7 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import update
 
+from bot.conversation import flags_for
 from bot.nlu.understanding import IntentScore, Understanding
+from bot.safety.risk import record_signals
 from bot.storage.models import Message, User
 from bot.storage.store import Store
 
@@ -41,16 +43,26 @@ async def say(
     is_test: bool = False,
     reply_content: tuple[str, ...] = (),
 ) -> int:
-    """The user says `text`, the bot answers; returns the incoming message's id."""
+    """The user says `text`, the bot answers; returns the incoming message's id.
+
+    Flags, crisis state and risk level are kept as `Conversation.handle` keeps them.
+    """
+    understanding = understood(text, intent, confidence)
+    if not flags:
+        flags = flags_for(understanding)
     message_id = await store.record_message(
         pseudonym,
         direction="in",
         kind="text",
         text=text,
-        understanding=understood(text, intent, confidence),
+        understanding=understanding,
         flags=flags,
         is_test=is_test,
     )
+    state = await store.load_user(pseudonym)
+    state.risk_signals = record_signals(state.risk_signals, understanding)
+    state.in_crisis = state.in_crisis or understanding.is_crisis
+    await store.save_user(state)
     await store.record_message(
         pseudonym,
         direction="out",

@@ -16,6 +16,7 @@ from bot.review.transcript import (
     set_flag,
     transcript,
 )
+from bot.storage.models import User
 from bot.storage.review_models import IntentAnnotation, ModeratorNote
 from bot.storage.store import Store
 from tests.review_data import press, say, set_last_seen, user_id_of
@@ -29,11 +30,11 @@ async def pseudonyms_in(store: Store, where: InboxFilter | None = None) -> list[
 async def three_severities(store: Store) -> None:
     """other-old, risk-old, crisis-old, other-new, risk-new, and a test-traffic user."""
     await say(store, "other-old", "hello", "greet")
-    await say(store, "risk-old", "the dawla protects us", "claim_protects_muslims", flags=("risk",))
-    await say(store, "crisis-old", "i want to die", "crisis_self_harm", flags=("crisis",))
+    await say(store, "risk-old", "the dawla protects us", "claim_protects_muslims")
+    await say(store, "crisis-old", "i want to die", "crisis_self_harm")
     await say(store, "other-new", "what time is fajr", "benign_religious")
-    await say(store, "risk-new", "i want to go there", "interest_joining", flags=("risk",))
-    await say(store, "tester", "i want to die", "crisis_self_harm", flags=("crisis",), is_test=True)
+    await say(store, "risk-new", "i want to go there", "interest_joining")
+    await say(store, "tester", "i want to die", "crisis_self_harm", is_test=True)
     for days, name in enumerate(["risk-new", "other-new", "crisis-old", "risk-old", "other-old"]):
         await set_last_seen(store, name, days_ago=days + 1)
 
@@ -48,7 +49,7 @@ async def test_inbox_orders_by_severity_then_recency_without_test_traffic(store:
         "other-new",
         "other-old",
     ]
-    assert [r.severity for r in page.rows] == ["crisis", "risk", "risk", "other", "other"]
+    assert [r.risk_level for r in page.rows] == ["crisis", "elevated", "low", "none", "none"]
     first = page.rows[0]
     assert (first.messages, first.last_intent, first.last_text) == (
         2,
@@ -60,7 +61,10 @@ async def test_inbox_orders_by_severity_then_recency_without_test_traffic(store:
 
 async def test_inbox_pages_follow_each_other_without_gaps_or_repeats(store: Store) -> None:
     for n in range(7):
-        await say(store, f"user-{n}", "hi", "greet", flags=("risk",) if n % 3 == 0 else ())
+        if n % 3 == 0:
+            await say(store, f"user-{n}", "they protect us", "claim_protects_muslims")
+        else:
+            await say(store, f"user-{n}", "hi", "greet")
     everything = await pseudonyms_in(store)
     seen: list[str] = []
     cursor = None
@@ -86,8 +90,6 @@ async def test_inbox_filters(store: Store) -> None:
     await press(store, "other-new", "human")
     await store.record_message("other-new", direction="out", kind="human_requested", text="ok")
     async with store.database.session() as session, session.begin():
-        from bot.storage.models import User
-
         await session.execute(
             User.__table__.update()
             .where(User.pseudonym == "other-new")
@@ -96,7 +98,12 @@ async def test_inbox_filters(store: Store) -> None:
     await say(store, "search-me", "100% sure about the Dawla_state", "claim_protects_muslims")
 
     assert await pseudonyms_in(store, InboxFilter(flag="crisis")) == ["crisis-old"]
-    assert await pseudonyms_in(store, InboxFilter(flag="risk")) == ["risk-new", "risk-old"]
+    assert await pseudonyms_in(store, InboxFilter(level="elevated")) == ["risk-new"]
+    assert await pseudonyms_in(store, InboxFilter(flag="risk")) == [
+        "risk-new",
+        "search-me",
+        "risk-old",
+    ]
     assert await pseudonyms_in(store, InboxFilter(flag="human_requested")) == ["other-new"]
     assert await pseudonyms_in(store, InboxFilter(intent="interest_joining")) == ["risk-new"]
     assert await pseudonyms_in(store, InboxFilter(campaign="school_talk")) == ["risk-new"]
@@ -104,7 +111,7 @@ async def test_inbox_filters(store: Store) -> None:
     # Case-insensitive, and LIKE's wildcards in the search are plain characters.
     assert await pseudonyms_in(store, InboxFilter(search="DAWLA_S")) == ["search-me"]
     assert await pseudonyms_in(store, InboxFilter(search="100%")) == ["search-me"]
-    assert await pseudonyms_in(store, InboxFilter(search="dawla")) == ["risk-old", "search-me"]
+    assert await pseudonyms_in(store, InboxFilter(search="dawla")) == ["search-me", "risk-old"]
     assert await pseudonyms_in(store, InboxFilter(search="_")) == ["search-me"]
     today = datetime.now(UTC).date()
     window = InboxFilter(since=today - timedelta(days=4), until=today - timedelta(days=3))
@@ -145,8 +152,8 @@ async def test_transcript_shows_intents_alternatives_content_and_actions(store: 
 
     seen = await transcript(store.database, user_id)
     assert seen.pseudonym == "reader"
-    assert (seen.severity, seen.flagged, seen.reviewed, seen.reviewed_by) == (
-        "risk",
+    assert (seen.risk_level, seen.flagged, seen.reviewed, seen.reviewed_by) == (
+        "low",
         True,
         True,
         "mod-b",

@@ -30,18 +30,18 @@ from sqlalchemy import (
     tuple_,
 )
 
+from bot.safety.risk import RISK_LEVELS
 from bot.storage.database import Database
 from bot.storage.models import Message, User
-from bot.storage.review_models import ConversationReview
+from bot.storage.review_models import RISK_RANK, ConversationReview
 
-# The severity part of the inbox order, most severe first. Switching to the per-user risk
-# level is this one line, e.g. `(risk_rank(User.risk_level),)`, plus an index on it.
-SEVERITY_ORDER: tuple[ColumnElement[Any], ...] = (
-    User.crisis_flag.expression,
-    User.risk_flag.expression,
-)
+# The severity part of the inbox order, most severe first: the risk level (crisis, high,
+# elevated, low, none). It must match `ix_users_inbox_order`. Before the risk level existed
+# this was `(User.crisis_flag.expression, User.risk_flag.expression)`.
+SEVERITY_ORDER: tuple[ColumnElement[Any], ...] = (RISK_RANK,)
 
 FLAGS = ("crisis", "risk", "human_requested", "flagged", "none")
+"""crisis and risk: the bot flagged a message of the user as such at least once."""
 STATUSES = ("new", "reviewed")
 PAGE_SIZE = 50
 PSEUDONYM_SHOWN = 10
@@ -57,6 +57,8 @@ class InboxFilter:
     """What the moderator narrowed the inbox to; every field is optional."""
 
     flag: str | None = None
+    level: str | None = None
+    """A risk level (`bot.safety.risk.RISK_LEVELS`)."""
     intent: str | None = None
     status: str | None = None
     since: date | None = None
@@ -69,6 +71,8 @@ class InboxFilter:
     def __post_init__(self) -> None:
         if self.flag is not None and self.flag not in FLAGS:
             raise ValueError(f"unknown flag {self.flag!r}")
+        if self.level is not None and self.level not in RISK_LEVELS:
+            raise ValueError(f"unknown risk level {self.level!r}")
         if self.status is not None and self.status not in STATUSES:
             raise ValueError(f"unknown status {self.status!r}")
 
@@ -78,8 +82,12 @@ class InboxRow:
     user_id: int
     pseudonym: str
     """Shortened to `PSEUDONYM_SHOWN` characters."""
-    severity: str
-    """crisis, risk or other."""
+    risk_level: str
+    """none, low, elevated, high or crisis."""
+    crisis_flag: bool
+    risk_flag: bool
+    handling: str
+    """bot, waiting (for a person) or person (a moderator took over)."""
     human_requested: bool
     flagged: bool
     reviewed: bool
@@ -97,10 +105,6 @@ class InboxPage:
     rows: list[InboxRow]
     next_cursor: str | None
     """Pass to `inbox_page` for the following page; None on the last page."""
-
-
-def severity_label(crisis: bool, risk: bool) -> str:
-    return "crisis" if crisis else "risk" if risk else "other"
 
 
 def is_reviewed() -> ColumnElement[bool]:
@@ -143,6 +147,8 @@ def _filtered(statement: Select[Any], where: InboxFilter) -> Select[Any]:
         conditions.append(ConversationReview.flagged == true())
     elif flag == "none":
         conditions.append(and_(User.crisis_flag == false(), User.risk_flag == false()))
+    if where.level is not None:
+        conditions.append(User.risk_level == where.level)
     if where.status == "reviewed":
         conditions.append(is_reviewed())
     elif where.status == "new":
@@ -222,8 +228,10 @@ async def inbox_page(
     statement = select(
         *key,
         User.id.label("user_id"),
-        User.crisis_flag.label("crisis"),
-        User.risk_flag.label("risk"),
+        User.risk_level,
+        User.crisis_flag,
+        User.risk_flag,
+        User.handling,
         User.pseudonym,
         User.human_requested,
         User.campaign,
@@ -247,7 +255,10 @@ async def inbox_page(
         InboxRow(
             user_id=row.user_id,
             pseudonym=row.pseudonym[:PSEUDONYM_SHOWN],
-            severity=severity_label(bool(row.crisis), bool(row.risk)),
+            risk_level=row.risk_level,
+            crisis_flag=bool(row.crisis_flag),
+            risk_flag=bool(row.risk_flag),
+            handling=row.handling,
             human_requested=bool(row.human_requested),
             flagged=bool(row.flagged),
             reviewed=bool(row.reviewed),

@@ -16,7 +16,7 @@ from sqlalchemy import delete, false, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.nlu.intents import ALL_INTENTS
-from bot.review.inbox import PSEUDONYM_SHOWN, severity_label
+from bot.review.inbox import PSEUDONYM_SHOWN
 from bot.storage.database import Database
 from bot.storage.models import Message, User, utcnow
 from bot.storage.review_models import ConversationReview, IntentAnnotation, ModeratorNote
@@ -60,7 +60,11 @@ class Note:
 class Transcript:
     user_id: int
     pseudonym: str
-    severity: str
+    risk_level: str
+    risk_reasons: tuple[str, ...]
+    crisis_flag: bool
+    risk_flag: bool
+    handling: str
     human_requested: bool
     in_crisis: bool
     country: str | None
@@ -116,7 +120,11 @@ async def transcript(database: Database, user_id: int) -> Transcript:
         return Transcript(
             user_id=user.id,
             pseudonym=user.pseudonym[:PSEUDONYM_SHOWN],
-            severity=severity_label(user.crisis_flag, user.risk_flag),
+            risk_level=user.risk_level,
+            risk_reasons=tuple(user.risk_reasons),
+            crisis_flag=user.crisis_flag,
+            risk_flag=user.risk_flag,
+            handling=user.handling,
             human_requested=user.human_requested,
             in_crisis=user.in_crisis,
             country=user.country,

@@ -21,9 +21,12 @@ TIMESTAMP = sa.DateTime(timezone=True)
 
 
 def upgrade() -> None:
-    op.create_index(
-        "ix_users_inbox_order", "users", ["crisis_flag", "risk_flag", "last_seen_at", "id"]
+    # The risk level as a number, exactly as bot.storage.review_models.risk_rank_sql writes it.
+    risk_rank = (
+        "(CASE risk_level WHEN 'none' THEN 0 WHEN 'low' THEN 1 WHEN 'elevated' THEN 2 "
+        "WHEN 'high' THEN 3 WHEN 'crisis' THEN 4 ELSE 0 END)"
     )
+    op.create_index("ix_users_inbox_order", "users", [sa.text(risk_rank), "last_seen_at", "id"])
     op.create_index("ix_messages_intent", "messages", ["intent"])
 
     op.create_table(
