@@ -18,7 +18,9 @@ _STANDARD_ATTRIBUTES = frozenset(
     vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys() | {"message", "asctime"}
 )
 
-NOISY_LOGGERS = ("httpx", "telegram.ext", "aiohttp.access")
+NOISY_LOGGERS = ("httpx", "httpcore", "telegram", "aiosqlite", "aiohttp.access")
+"""Their DEBUG and INFO lines carry request URLs (with the bot token), message texts and chat
+ids; kept at WARNING whatever LOG_LEVEL says."""
 
 
 class JSONFormatter(logging.Formatter):

@@ -9,10 +9,11 @@ Modelled on tdlib/telegram-bot-api's WebhookActor, in the parts the bot relies o
 * Anything but a 2xx (or a failed connection) is retried later with a growing delay
   (shortened here: tenths of a second instead of seconds).
 
-A test can put a load balancer in front of several replicas (``route_to``): each post goes to
-one backend chosen at random. A redelivered update (``push_duplicate``) is posted once more
-out of turn, to a different backend than its last delivery when there are several, as
-happens when Telegram gives up waiting on a slow replica.
+A test can put a load balancer in front of several replicas (``route_webhook``): each post
+goes to one backend chosen at random. A redelivered update (``push_duplicate``) is posted once
+more, out of its chat's turn, as soon as it has been posted once (at once if it was already),
+to a different backend than that first post when there are several: what happens when
+Telegram gives up waiting on a slow replica and tries again.
 """
 
 from __future__ import annotations
@@ -87,6 +88,7 @@ class WebhookSender:
         self._session: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
         self._last_backend: dict[int, str] = {}
+        self._waiting_duplicates: dict[int, JSON] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -122,13 +124,21 @@ class WebhookSender:
         self._wake.set()
 
     def redeliver(self, update: JSON) -> None:
+        update_id = int(update["update_id"])
+        if update_id in self._last_backend:
+            self._post_duplicate(update)
+        else:  # Telegram cannot resend what it has not sent yet: wait for the first post
+            self._waiting_duplicates[update_id] = update
+
+    def _post_duplicate(self, update: JSON) -> None:
         task = asyncio.create_task(self._post(update, duplicate=True))
         self._duplicates.add(task)
         task.add_done_callback(self._duplicates.discard)
 
     @property
     def pending_count(self) -> int:
-        return sum(len(queue) for queue in self._queues.values()) + len(self._duplicates)
+        queued = sum(len(queue) for queue in self._queues.values())
+        return queued + len(self._duplicates) + len(self._waiting_duplicates)
 
     # -- delivery --------------------------------------------------------------------------
 
@@ -174,6 +184,9 @@ class WebhookSender:
         update_id = int(update["update_id"])
         url = self._target(update_id, duplicate)
         self._last_backend[update_id] = url
+        waiting = self._waiting_duplicates.pop(update_id, None)
+        if waiting is not None:
+            self._post_duplicate(waiting)
         delivery = WebhookDelivery(update_id, url, time.monotonic(), duplicate)
         self.deliveries.append(delivery)
         self._on_activity()
