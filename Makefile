@@ -58,7 +58,7 @@ $(MODEL): $(VENV_NLU)/.installed
 	  --fixed-model-name nlu-$(MODEL_HASH) --quiet
 	@ls -1t models/nlu-*.tar.gz | tail -n +4 | xargs -r rm -f  # keep the three newest
 
-run: install train ## set up what is missing, train if needed, start the NLU server and the bot
+run: install train ## set up what is missing, train if needed, start the NLU server, the dashboard and the bot
 	@$(WITH_MODEL) $(PY) -m bot run
 
 chat: install train ## talk to the bot in this terminal (no Telegram token needed)

@@ -9,10 +9,13 @@ import sys
 from collections.abc import Sequence
 
 from bot.content.loader import ContentError
+from bot.dashboard.accounts import AccountError
+from bot.dashboard.serve import DashboardError
 from bot.nlu.server import NLUServerError
 from bot.nlu.understanding import Understanding
 from bot.settings import Settings, SettingsError
 from bot.storage.database import StorageUnavailable
+from bot.storage.models import ROLES
 
 
 def _settings() -> Settings:
@@ -33,6 +36,27 @@ def cmd_run(_: argparse.Namespace) -> int:
     _setup_logging(settings.log_level, settings.log_format)
     init_sentry(settings.sentry_dsn)
     return asyncio.run(run(settings))
+
+
+def cmd_dashboard(_: argparse.Namespace) -> int:
+    from bot.run import run_dashboard
+
+    settings = _settings()
+    _setup_logging(settings.log_level)
+    return asyncio.run(run_dashboard(settings))
+
+
+def cmd_users(args: argparse.Namespace) -> int:
+    from bot.dashboard.cli import users_command
+
+    settings = _settings()
+    action = args.users_command
+    print(
+        asyncio.run(
+            users_command(settings, action, getattr(args, "name", ""), getattr(args, "role", ""))
+        )
+    )
+    return 0
 
 
 def cmd_chat(_: argparse.Namespace) -> int:
@@ -205,8 +229,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser(
-        "run", help="run the bot (Telegram with a token, else the terminal chat)"
+        "run", help="run the bot (Telegram with a token) and the dashboard"
     ).set_defaults(func=cmd_run)
+    commands.add_parser(
+        "dashboard", help="run the dashboard alone (with try-the-bot)"
+    ).set_defaults(func=cmd_dashboard)
+    users = commands.add_parser("users", help="dashboard accounts").add_subparsers(
+        dest="users_command", required=True, metavar="USERS_COMMAND"
+    )
+    add = users.add_parser(
+        "add", help="create an account (password asked, or read from stdin when not a terminal)"
+    )
+    add.add_argument("name")
+    add.add_argument("--role", required=True, choices=ROLES)
+    add.set_defaults(func=cmd_users)
+    users.add_parser("list", help="list the accounts").set_defaults(func=cmd_users)
+    for action, text in (
+        ("disable", "disable an account and end its sessions"),
+        ("enable", "enable a disabled account"),
+        ("password", "set a new password (asked, or read from stdin)"),
+        ("unlock", "lift a lock left by failed logins"),
+    ):
+        one = users.add_parser(action, help=text)
+        one.add_argument("name")
+        one.set_defaults(func=cmd_users)
     commands.add_parser("chat", help="talk to the bot in this terminal").set_defaults(func=cmd_chat)
     nlu = commands.add_parser("nlu", help="the NLU model").add_subparsers(
         dest="nlu_command", required=True, metavar="NLU_COMMAND"
@@ -253,7 +299,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
-    except (NLUServerError, StorageUnavailable, ContentError) as exc:
+    except (NLUServerError, StorageUnavailable, ContentError, DashboardError, AccountError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -1,4 +1,8 @@
-"""`python -m bot run`: the bot with everything it needs, stopped cleanly by Ctrl-C or SIGTERM."""
+"""`python -m bot run`: the bot and the dashboard, stopped cleanly by Ctrl-C or SIGTERM.
+
+`run_dashboard` is `python -m bot dashboard`: the dashboard alone (with its NLU server, for
+try-the-bot), e.g. as its own replica next to bot replicas.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ import signal
 import sys
 from collections.abc import AsyncIterator
 
-from bot.chat import chat
+from bot.dashboard.serve import serving_dashboard
 from bot.listener.app import Listener, build_listener_app
 from bot.listener.health import Dependencies
 from bot.listener.webhook import WebhookReceiver
@@ -22,17 +26,19 @@ from bot.telegram.handlers import FrontEnd
 
 log = logging.getLogger(__name__)
 
-TERMINAL_CHAT_INTRO = """\
+NOT_CONNECTED_INTRO = """\
 TELEGRAM_BOT_TOKEN is not set, so the bot is not connected to Telegram.
 To connect it: open Telegram, talk to @BotFather, send /newbot, and put the token it gives
 you in .env as TELEGRAM_BOT_TOKEN=... (see README, "Configuration").
 
-Meanwhile, here is the same bot in this terminal (Ctrl-D to quit). Type a message or a
-command such as /start; type a button's number to press it.
+Meanwhile the NLU server and the dashboard are running. Open {url} in a browser, log in
+and use "Try the bot": the same bot, as test traffic. For a chat in this terminal instead,
+run `python -m bot chat` (or `make chat`) in another one. Ctrl-C stops everything.
 """
 
 DRAIN_SECONDS = 20.0
 """At shutdown, how long turns already acknowledged to Telegram may take to finish."""
+INTRO_WITH_TELEGRAM = "The bot is connected to Telegram. Dashboard: {url} (Ctrl-C stops both)\n"
 
 
 def install_stop_signals(stop: asyncio.Event) -> None:
@@ -45,7 +51,10 @@ def install_stop_signals(stop: asyncio.Event) -> None:
 async def run(settings: Settings) -> int:
     stop = asyncio.Event()
     install_stop_signals(stop)
-    async with Services(settings) as services:
+    async with (
+        Services(settings) as services,
+        serving_dashboard(settings, services),
+    ):
         retention = asyncio.create_task(
             retention_loop(
                 services.store, settings.retention_days, settings.retention_check_seconds
@@ -53,23 +62,20 @@ async def run(settings: Settings) -> int:
         )
         try:
             if settings.telegram_bot_token and settings.bot_mode == "webhook":
+                sys.stdout.write(INTRO_WITH_TELEGRAM.format(url=settings.dashboard_url))
+                sys.stdout.flush()
                 await serve_webhook(settings, services, stop)
             elif settings.telegram_bot_token:
                 front_end = FrontEnd(services.conversation, settings.pseudonym_secret)
                 application = build_application(settings, front_end)
+                sys.stdout.write(INTRO_WITH_TELEGRAM.format(url=settings.dashboard_url))
+                sys.stdout.flush()
                 async with listening(settings, services):
                     await run_polling(application, services.library.current(), stop)
             else:
-                sys.stdout.write(TERMINAL_CHAT_INTRO)
+                sys.stdout.write(NOT_CONNECTED_INTRO.format(url=settings.dashboard_url))
                 sys.stdout.flush()
-                chatting = asyncio.create_task(
-                    chat(services.conversation, settings.pseudonym_secret, stop=stop)
-                )
-                stopping = asyncio.create_task(stop.wait())
-                await asyncio.wait({chatting, stopping}, return_when=asyncio.FIRST_COMPLETED)
-                stopping.cancel()
-                if chatting.done():
-                    chatting.result()
+                await stop.wait()
         finally:
             retention.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -123,3 +129,20 @@ async def serve_webhook(settings: Settings, services: Services, stop: asyncio.Ev
             await application.stop()
     finally:
         await locks.close()
+
+
+DASHBOARD_ONLY_INTRO = "Dashboard: {url} (Ctrl-C stops it)\n"
+
+
+async def run_dashboard(settings: Settings) -> int:
+    stop = asyncio.Event()
+    install_stop_signals(stop)
+    async with (
+        Services(settings) as services,
+        serving_dashboard(settings, services),
+    ):
+        sys.stdout.write(DASHBOARD_ONLY_INTRO.format(url=settings.dashboard_url))
+        sys.stdout.flush()
+        await stop.wait()
+    log.info("stopped")
+    return 0

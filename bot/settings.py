@@ -85,10 +85,26 @@ class Settings:
         """The path Telegram posts to: the path of `webhook_url` (a proxy passes it through)."""
         return urlsplit(self.webhook_url or "").path or "/"
 
+    dashboard_host: str = "127.0.0.1"
+    dashboard_port: int = 8080
+    dashboard_secure_cookies: bool = True
+    """Mark the session cookie `Secure`. Browsers accept a Secure cookie from plain-http
+    `localhost`/`127.0.0.1` (they count as secure contexts), so the default works for `make
+    run`; turn it off only for plain-http access from another machine in a closed network."""
+    dashboard_session_hours: float = 8.0
+    dashboard_login_max_failures: int = 5
+    dashboard_login_lock_minutes: float = 15.0
+
     @property
     def local_nlu_url(self) -> str:
         """The URL of the NLU server that `make run` starts when `NLU_URL` is unset."""
         return f"http://{self.nlu_host}:{self.nlu_port}"
+
+    @property
+    def dashboard_url(self) -> str:
+        """Where `make run` and `python -m bot dashboard` say the dashboard is."""
+        host = f"[{self.dashboard_host}]" if ":" in self.dashboard_host else self.dashboard_host
+        return f"http://{host}:{self.dashboard_port}/"
 
     @property
     def effective_nlu_url(self) -> str:
@@ -167,6 +183,26 @@ class Settings:
             listen_host=_get(env, "LISTEN_HOST", defaults.listen_host, _nonempty),
             listen_port=_get(env, "LISTEN_PORT", None, _port),
             sentry_dsn=_get(env, "SENTRY_DSN", None, _url),
+            dashboard_host=_get(env, "DASHBOARD_HOST", defaults.dashboard_host, _nonempty),
+            dashboard_port=_get(env, "DASHBOARD_PORT", defaults.dashboard_port, _port),
+            dashboard_secure_cookies=_get(
+                env, "DASHBOARD_SECURE_COOKIES", defaults.dashboard_secure_cookies, _bool
+            ),
+            dashboard_session_hours=_get(
+                env, "DASHBOARD_SESSION_HOURS", defaults.dashboard_session_hours, _positive_float
+            ),
+            dashboard_login_max_failures=_get(
+                env,
+                "DASHBOARD_LOGIN_MAX_FAILURES",
+                defaults.dashboard_login_max_failures,
+                _positive_int,
+            ),
+            dashboard_login_lock_minutes=_get(
+                env,
+                "DASHBOARD_LOGIN_LOCK_MINUTES",
+                defaults.dashboard_login_lock_minutes,
+                _positive_float,
+            ),
         )._checked()
 
     def _checked(self) -> Settings:
@@ -329,6 +365,15 @@ def _webhook_secret(raw: str) -> str:
     if not _WEBHOOK_SECRET.fullmatch(raw):
         raise ValueError("use 16 to 256 characters from A-Z, a-z, 0-9, _ and -")
     return raw
+
+
+def _bool(raw: str) -> bool:
+    value = raw.lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("must be true or false")
 
 
 def _log_level(raw: str) -> str:

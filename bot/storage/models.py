@@ -183,3 +183,66 @@ class ProcessedUpdate(Base):
 
     update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     processed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# -- the dashboard: staff accounts, their sessions, the audit log ---------------------------
+# Staff are named people (they log in); nothing here names or identifies a bot user.
+
+ROLES = ("admin", "moderator", "content_editor")
+
+
+class Account(Base):
+    """A person who uses the dashboard, with one role."""
+
+    __tablename__ = "accounts"
+    __table_args__ = (
+        CheckConstraint("role IN ('admin', 'moderator', 'content_editor')", name="role"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(32))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # A password someone else chose (first-run admin, `users add` by an admin) must be changed.
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class DashboardSession(Base):
+    """A logged-in browser. Kept in the database so that every replica knows it.
+
+    `id` is the SHA-256 of the cookie's value: a copy of the database lets no one log in.
+    """
+
+    __tablename__ = "dashboard_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    # Small per-session state of dashboard pages (e.g. the try-the-bot buttons on screen).
+    data: Mapped[dict[str, Any]] = mapped_column(PortableJSON, default=dict)
+
+
+class AuditEntry(Base):
+    """Who did what to what, when. Never holds what a bot user wrote."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_action_created_at", "action", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    # The account's name at the time (kept if the account is renamed or removed); NULL for
+    # the system (first-run admin, command line) and for failed logins of unknown names.
+    actor: Mapped[str | None] = mapped_column(String(64), index=True)
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str | None] = mapped_column(String(255))
+    detail: Mapped[dict[str, Any]] = mapped_column(PortableJSON, default=dict)
+    remote_addr: Mapped[str | None] = mapped_column(String(64))
