@@ -17,6 +17,7 @@ from bot.dashboard.serve import serving_dashboard
 from bot.listener.app import Listener, build_listener_app
 from bot.listener.health import Dependencies
 from bot.listener.webhook import WebhookReceiver
+from bot.nlu.reclassify import reclassify_loop
 from bot.retention import retention_loop
 from bot.services import Services
 from bot.settings import Settings
@@ -60,6 +61,9 @@ async def run(settings: Settings) -> int:
                 services.store, settings.retention_days, settings.retention_check_seconds
             )
         )
+        reclassify = asyncio.create_task(
+            reclassify_loop(services.store, services.nlu, settings.nlu_reclassify_seconds)
+        )
         try:
             if settings.telegram_bot_token and settings.bot_mode == "webhook":
                 sys.stdout.write(INTRO_WITH_TELEGRAM.format(url=settings.dashboard_url))
@@ -77,9 +81,10 @@ async def run(settings: Settings) -> int:
                 sys.stdout.flush()
                 await stop.wait()
         finally:
-            retention.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await retention
+            for job in (retention, reclassify):
+                job.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await job
     log.info("stopped")
     return 0
 

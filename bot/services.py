@@ -6,8 +6,10 @@ order of start-up (database, content, NLU) and the matching clean shutdown exist
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import secrets
 from pathlib import Path
 from types import TracebackType
 
@@ -15,6 +17,7 @@ from bot.content.provider import LibraryProvider
 from bot.conversation import Conversation
 from bot.nlu.client import NLUClient
 from bot.nlu.server import LocalNLUServer, latest_model
+from bot.nlu.supervisor import NLUSupervisor
 from bot.settings import Settings
 from bot.storage.database import Database
 from bot.storage.store import Store
@@ -23,26 +26,58 @@ log = logging.getLogger(__name__)
 
 
 async def open_nlu(settings: Settings, stack: contextlib.AsyncExitStack) -> NLUClient:
-    """A client for `NLU_URL`, or for a local Rasa server started (and stopped) with the stack."""
-    if settings.nlu_url:
-        url, token = settings.nlu_url, settings.nlu_auth_token
+    """A client for the servers of `NLU_URL`, or for local Rasa servers run with the stack.
+
+    Without `NLU_URL`, `NLU_WORKERS` servers are started on consecutive ports from `NLU_PORT`
+    (sharing one token) and a supervisor restarts any that dies, until the stack closes.
+    """
+    servers: list[LocalNLUServer] = []
+    if settings.nlu_urls:
+        urls, token = list(settings.nlu_urls), settings.nlu_auth_token
     else:
-        server = LocalNLUServer(
-            python=settings.nlu_python,
-            model=settings.nlu_model or latest_model(settings.nlu_model_dir),
-            host=settings.nlu_host,
-            port=settings.nlu_port,
-            token=settings.nlu_auth_token or None,
-            log_path=settings.data_dir / "nlu-server.log",
-            startup_timeout=settings.nlu_startup_timeout_seconds,
+        model = settings.nlu_model or latest_model(settings.nlu_model_dir)
+        token = settings.nlu_auth_token or secrets.token_hex(24)
+        for index, port in enumerate(settings.local_nlu_ports):
+            log_name = "nlu-server.log" if index == 0 else f"nlu-server-{index + 1}.log"
+            server = LocalNLUServer(
+                python=settings.nlu_python,
+                model=model,
+                host=settings.nlu_host,
+                port=port,
+                token=token,
+                log_path=settings.data_dir / log_name,
+                startup_timeout=settings.nlu_startup_timeout_seconds,
+            )
+            stack.callback(server.stop)
+            servers.append(server)
+        started = await asyncio.gather(
+            *(server.start() for server in servers), return_exceptions=True
         )
-        await stack.enter_async_context(server)
-        url, token = server.url, server.token
-    client = NLUClient(url, token, settings.nlu_timeout_seconds, settings.crisis_confidence_floor)
+        for outcome in started:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        urls = [server.url for server in servers]
+    client = nlu_client_for(settings, urls, token)
     await stack.enter_async_context(client)
+    if servers:
+        await stack.enter_async_context(NLUSupervisor(servers, client))
     with contextlib.suppress(Exception):
         client.model = Path(str((await client.status()).get("model_file", ""))).name or None
     return client
+
+
+def nlu_client_for(settings: Settings, urls: list[str], token: str) -> NLUClient:
+    """An NLU client for `urls` with the timeout, breaker, health check and cache settings."""
+    return NLUClient(
+        urls,
+        token,
+        settings.nlu_timeout_seconds,
+        settings.crisis_confidence_floor,
+        failure_threshold=settings.nlu_breaker_failures,
+        cooldown_seconds=settings.nlu_breaker_cooldown_seconds,
+        health_interval_seconds=settings.nlu_health_interval_seconds,
+        cache_size=settings.nlu_cache_size,
+    )
 
 
 class Services:

@@ -41,8 +41,20 @@ class Settings:
     retention_days: int = 90
     retention_check_seconds: int = 3600
     nlu_url: str | None = None
+    """One NLU server, or several separated by commas (a round-robin pool)."""
     nlu_auth_token: str = field(default="", repr=False)
     nlu_timeout_seconds: float = 3.0
+    nlu_breaker_failures: int = 5
+    """Consecutive failures (errors, timeouts) after which a server is not called for a while."""
+    nlu_breaker_cooldown_seconds: float = 5.0
+    nlu_health_interval_seconds: float = 2.0
+    """How often every NLU server's /status is checked; 0 turns the health check off."""
+    nlu_cache_size: int = 1000
+    """Answers of the model kept in memory for repeated texts; 0 turns the cache off."""
+    nlu_workers: int = 1
+    """How many local NLU servers `make run` starts when `NLU_URL` is unset."""
+    nlu_reclassify_seconds: float = 30.0
+    """How often messages stored while the NLU was unavailable are classified again."""
     crisis_confidence_floor: float = 1.0
     """A crisis intent ranked at or above this confidence counts as crisis. Off (1.0) by
     default: on the development and held-out sets no floor caught a crisis the model and the
@@ -58,6 +70,8 @@ class Settings:
     data_dir: Path = PROJECT_ROOT / "data"
     max_message_chars: int = 4000
     concurrent_updates: int = 64
+    telegram_max_messages_per_second: float = 30.0
+    """The bot's own cap on Bot API calls per second (Telegram's bulk limit); 0: no cap."""
     log_level: str = "INFO"
     log_format: str = "text"
     """`text` for people at a terminal, `json` (one object per line) for log collectors."""
@@ -110,6 +124,18 @@ class Settings:
     def effective_nlu_url(self) -> str:
         return self.nlu_url or self.local_nlu_url
 
+    @property
+    def nlu_urls(self) -> tuple[str, ...]:
+        """The servers of `NLU_URL`, in order; empty when the bot starts its own."""
+        if not self.nlu_url:
+            return ()
+        return tuple(url.strip() for url in self.nlu_url.split(",") if url.strip())
+
+    @property
+    def local_nlu_ports(self) -> tuple[int, ...]:
+        """The ports of the `nlu_workers` local servers: `NLU_PORT` and the ones after it."""
+        return tuple(self.nlu_port + index for index in range(self.nlu_workers))
+
     @classmethod
     def from_env(
         cls, environ: Mapping[str, str] | None = None, dotenv: Path | None = None
@@ -142,10 +168,30 @@ class Settings:
             retention_check_seconds=_get(
                 env, "RETENTION_CHECK_SECONDS", defaults.retention_check_seconds, _positive_int
             ),
-            nlu_url=_get(env, "NLU_URL", None, _optional_url),
+            nlu_url=_get(env, "NLU_URL", None, _url_list),
             nlu_auth_token=env.get("NLU_AUTH_TOKEN", ""),
             nlu_timeout_seconds=_get(
                 env, "NLU_TIMEOUT_SECONDS", defaults.nlu_timeout_seconds, _positive_float
+            ),
+            nlu_breaker_failures=_get(
+                env, "NLU_BREAKER_FAILURES", defaults.nlu_breaker_failures, _positive_int
+            ),
+            nlu_breaker_cooldown_seconds=_get(
+                env,
+                "NLU_BREAKER_COOLDOWN_SECONDS",
+                defaults.nlu_breaker_cooldown_seconds,
+                _positive_float,
+            ),
+            nlu_health_interval_seconds=_get(
+                env,
+                "NLU_HEALTH_INTERVAL_SECONDS",
+                defaults.nlu_health_interval_seconds,
+                _non_negative_float,
+            ),
+            nlu_cache_size=_get(env, "NLU_CACHE_SIZE", defaults.nlu_cache_size, _non_negative_int),
+            nlu_workers=_get(env, "NLU_WORKERS", defaults.nlu_workers, _workers),
+            nlu_reclassify_seconds=_get(
+                env, "NLU_RECLASSIFY_SECONDS", defaults.nlu_reclassify_seconds, _positive_float
             ),
             crisis_confidence_floor=_get(
                 env, "CRISIS_CONFIDENCE_FLOOR", defaults.crisis_confidence_floor, _fraction
@@ -168,6 +214,12 @@ class Settings:
             ),
             concurrent_updates=_get(
                 env, "CONCURRENT_UPDATES", defaults.concurrent_updates, _positive_int
+            ),
+            telegram_max_messages_per_second=_get(
+                env,
+                "TELEGRAM_MAX_MESSAGES_PER_SECOND",
+                defaults.telegram_max_messages_per_second,
+                _non_negative_float,
             ),
             log_level=_get(env, "LOG_LEVEL", defaults.log_level, _log_level),
             log_format=_get(env, "LOG_FORMAT", defaults.log_format, _choice("text", "json")),
@@ -286,6 +338,27 @@ def _positive_float(raw: str) -> float:
     return value
 
 
+def _non_negative_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("must be a whole number, 0 or more")
+    return value
+
+
+def _non_negative_float(raw: str) -> float:
+    value = float(raw)
+    if not value >= 0 or value == float("inf"):
+        raise ValueError("must be a number, 0 or more")
+    return value
+
+
+def _workers(raw: str) -> int:
+    value = _positive_int(raw)
+    if value > 16:
+        raise ValueError("must be from 1 to 16 (each local NLU server needs about 1 GB of memory)")
+    return value
+
+
 def _fraction(raw: str) -> float:
     value = float(raw)
     if not 0.0 < value <= 1.0:
@@ -306,8 +379,15 @@ def _url(raw: str) -> str:
     return raw.rstrip("/") if raw.endswith("//") else raw
 
 
-def _optional_url(raw: str) -> str | None:
-    return _url(raw).rstrip("/")
+def _url_list(raw: str) -> str:
+    """One URL or several separated by commas, normalised to "url1,url2"."""
+    urls = [part.strip() for part in raw.split(",") if part.strip()]
+    if not urls:
+        raise ValueError("must list at least one http:// or https:// URL")
+    cleaned = [_url(url).rstrip("/") for url in urls]
+    if len(set(cleaned)) != len(cleaned):
+        raise ValueError("lists the same URL twice")
+    return ",".join(cleaned)
 
 
 def _existing_file(raw: str) -> Path | None:

@@ -28,7 +28,7 @@ from bot.conversation import Conversation
 from bot.nlu.client import NLUClient
 from bot.nlu.server import LocalNLUServer, latest_model
 from bot.run import serve_webhook
-from bot.services import Services
+from bot.services import Services, nlu_client_for
 from bot.settings import PROJECT_ROOT, Settings
 from bot.storage.database import Database
 from bot.storage.pseudonym import pseudonymise
@@ -146,6 +146,7 @@ class RunningBot:
     store: Store
     settings: Settings
     library: LibraryProvider
+    nlu: NLUClient
     _ids: Iterator[int]
 
     def new_user(self) -> int:
@@ -172,11 +173,12 @@ async def running_bot(
                 "database_url": url,
                 "nlu_url": nlu_server.url,
                 "nlu_auth_token": nlu_server.token,
+                "nlu_timeout_seconds": 10.0,
+                "nlu_cache_size": 0,
                 **changes,
             },
         )
-        assert settings.nlu_url is not None
-        nlu = NLUClient(settings.nlu_url, settings.nlu_auth_token, timeout_seconds=10)
+        nlu = nlu_client_for(settings, list(settings.nlu_urls), settings.nlu_auth_token)
         await nlu.start()
         database = Database(url)
         await database.start()
@@ -188,7 +190,9 @@ async def running_bot(
         polling = asyncio.create_task(run_polling(application, library.current(), stop))
         try:
             await emulator.wait_for_call("getUpdates", timeout=15)
-            yield RunningBot(backend, emulator, store, settings, library, itertools.count(10_000))
+            yield RunningBot(
+                backend, emulator, store, settings, library, nlu, itertools.count(10_000)
+            )
         finally:
             stop.set()
             await asyncio.wait_for(polling, timeout=30)

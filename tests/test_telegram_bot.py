@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from bot.nlu.server import LocalNLUServer
+from bot.telegram import handlers
 from tests.conftest import RunningBot, free_port, running_bot
 
 pytestmark = pytest.mark.e2e
@@ -58,14 +59,31 @@ async def test_users_are_served_concurrently(bot: RunningBot) -> None:
         assert "“" in messages[0]["text"] or "In summary" in messages[0]["text"]
 
 
-async def test_the_typing_indicator_is_shown_before_an_answer(bot: RunningBot) -> None:
+async def test_a_quick_answer_comes_without_a_typing_indicator(bot: RunningBot) -> None:
     user = bot.new_user()
     bot.emulator.push_text(user, "what do you think about the dawla")
     await bot.emulator.wait_for_messages(user, 1)
-    actions = [c.params for c in bot.emulator.calls_to("sendChatAction")]
-    assert {"chat_id": user, "action": "typing"}.items() <= next(
-        a for a in actions if a.get("chat_id") == user
-    ).items()
+    await bot.emulator.wait_for_quiet(quiet=0.6, timeout=20)
+    actions = [c for c in bot.emulator.calls_to("sendChatAction") if c.params["chat_id"] == user]
+    assert actions == []
+
+
+async def test_the_typing_indicator_is_shown_before_a_slow_answer(
+    bot: RunningBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(handlers, "TYPING_AFTER_SECONDS", 0.0)
+    user = bot.new_user()
+    mark = len(bot.emulator.calls)
+    bot.emulator.push_text(user, "what do you think about the dawla")
+    await bot.emulator.wait_for_messages(user, 1)
+    mine = [
+        c.method
+        for c in bot.emulator.calls[mark:]
+        if c.method in {"sendChatAction", "sendMessage"} and c.params.get("chat_id") == user
+    ]
+    assert mine == ["sendChatAction", "sendMessage"]
+    action = next(c for c in bot.emulator.calls[mark:] if c.method == "sendChatAction")
+    assert action.params["action"] == "typing"
 
 
 async def test_no_identity_reaches_the_database(bot: RunningBot) -> None:

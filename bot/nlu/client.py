@@ -1,18 +1,31 @@
-"""HTTP client for the Rasa NLU server (`POST /model/parse`), plus the crisis safety net.
+"""HTTP client for the Rasa NLU server(s) (`POST /model/parse`), plus the crisis safety net.
 
 Rasa runs in its own Python 3.10 environment; the app only ever talks to it over HTTP,
 so Rasa's old pinned libraries never reach the internet-facing process.
+
+The client never makes a user wait on a broken server longer than the timeout: each server
+sits behind a circuit breaker (`bot.nlu.breaker`), several servers form a round-robin pool
+(`bot.nlu.pool`) that a background health check watches, and repeated texts can be answered
+from a bounded cache (`bot.nlu.cache`). When no server may be called, `understand` answers at
+once with the `unavailable` understanding (the crisis safety net still runs).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from dataclasses import replace
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import aiohttp
 
+from bot.nlu.breaker import BreakerState
+from bot.nlu.cache import ParseCache
 from bot.nlu.intents import CRISIS_INTENTS
+from bot.nlu.pool import Endpoint, NLUPool
 from bot.nlu.understanding import Entity, IntentScore, Understanding
 from bot.safety.crisis_net import detect_crisis
 
@@ -20,35 +33,86 @@ log = logging.getLogger(__name__)
 
 
 class NLUUnavailable(RuntimeError):
-    """The NLU server did not answer in time or answered with an error."""
+    """The NLU server did not answer in time or answered with an error.
+
+    `refused` says no server was called at all (every circuit open).
+    """
+
+    def __init__(self, message: str, *, refused: bool = False) -> None:
+        super().__init__(message)
+        self.refused = refused
+
+
+@dataclass
+class NLUStats:
+    """Counters for operators and the benchmark; no text, no user."""
+
+    parsed: int = 0
+    unavailable: int = 0
+    refused_by_breaker: int = 0
+
+
+def split_urls(urls: str | Sequence[str]) -> list[str]:
+    """`NLU_URL` may list several servers separated by commas."""
+    if isinstance(urls, str):
+        return [url.strip() for url in urls.split(",") if url.strip()]
+    return [url.strip() for url in urls if url.strip()]
 
 
 class NLUClient:
-    """Understands messages via a Rasa server; the crisis safety net overrides the model.
+    """Understands messages via one or more Rasa servers; the crisis safety net overrides them.
 
-    The client owns one `aiohttp.ClientSession`; open it with `start()` (or `async with`)
-    inside the running event loop and close it with `close()`.
+    The client owns one `aiohttp.ClientSession` and the health-check task; open them with
+    `start()` (or `async with`) inside the running event loop and close them with `close()`.
     """
 
     def __init__(
         self,
-        url: str,
+        url: str | Sequence[str],
         token: str = "",
         timeout_seconds: float = 3.0,
         crisis_floor: float = 1.0,
+        *,
+        failure_threshold: int = 5,
+        cooldown_seconds: float = 10.0,
+        health_interval_seconds: float = 2.0,
+        cache_size: int = 0,
     ) -> None:
-        self.url = url.rstrip("/")
+        self.pool = NLUPool.of(
+            split_urls(url), failure_threshold=failure_threshold, cooldown_seconds=cooldown_seconds
+        )
+        self.url = self.pool.endpoints[0].url
         self.crisis_floor = crisis_floor
+        self.timeout_seconds = timeout_seconds
+        self.health_interval_seconds = health_interval_seconds
+        self.cache = ParseCache(cache_size)
+        self.stats = NLUStats()
         self._token = token
-        self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
+        # Connection set-up has its own budget inside the call's: a refused or unroutable
+        # server fails fast, so the next pool member still has time to answer.
+        self._timeout = aiohttp.ClientTimeout(
+            total=timeout_seconds, sock_connect=min(1.0, timeout_seconds)
+        )
+        self._health_timeout = aiohttp.ClientTimeout(total=min(2.0, timeout_seconds))
         self._session: aiohttp.ClientSession | None = None
+        self._health_task: asyncio.Task[None] | None = None
         self.model: str | None = None
 
     async def start(self) -> None:
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
+            # No per-host connection cap below the update concurrency: the breaker, not a
+            # queue in front of the socket pool, decides when to stop calling a server.
+            connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
+            self._session = aiohttp.ClientSession(timeout=self._timeout, connector=connector)
+        if self._health_task is None and self.health_interval_seconds > 0:
+            self._health_task = asyncio.create_task(self._health_loop(), name="nlu-health")
 
     async def close(self) -> None:
+        if self._health_task is not None:
+            self._health_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._health_task
+            self._health_task = None
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -63,34 +127,135 @@ class NLUClient:
     def _params(self) -> dict[str, str]:
         return {"token": self._token} if self._token else {}
 
-    async def status(self) -> dict[str, Any]:
-        """The server's `/status` (needs the token; 409 until a model is loaded)."""
+    @property
+    def available(self) -> bool:
+        """Whether some server of the pool is believed to answer (its breaker is closed)."""
+        return self.pool.any_healthy
+
+    async def status(self, endpoint: Endpoint | None = None) -> dict[str, Any]:
+        """A server's `/status` (needs the token; 409 until a model is loaded).
+
+        Without `endpoint`, the first member of the pool that answers.
+        """
+        if endpoint is not None:
+            return await self._status_of(endpoint.url)
+        errors: list[str] = []
+        for member in self.pool.endpoints:
+            try:
+                return await self._status_of(member.url)
+            except NLUUnavailable as exc:
+                errors.append(str(exc))
+        raise NLUUnavailable("; ".join(errors))
+
+    async def _status_of(self, url: str) -> dict[str, Any]:
         session = self._require_session()
         try:
-            async with session.get(f"{self.url}/status", params=self._params()) as response:
+            async with session.get(
+                f"{url}/status", params=self._params(), timeout=self._health_timeout
+            ) as response:
                 if response.status != 200:
-                    raise NLUUnavailable(f"NLU server at {self.url} answered {response.status}")
+                    raise NLUUnavailable(f"NLU server at {url} answered {response.status}")
                 body: dict[str, Any] = await response.json()
                 return body
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise NLUUnavailable(f"NLU server at {self.url} unreachable: {exc!r}") from exc
+            raise NLUUnavailable(f"NLU server at {url} unreachable: {exc!r}") from exc
+
+    async def check_health(self) -> None:
+        """Ask every member's `/status` once; close or count against its breaker."""
+        for endpoint in self.pool.endpoints:
+            try:
+                await self.status(endpoint)
+            except NLUUnavailable:
+                was_open = endpoint.breaker.state is BreakerState.OPEN
+                endpoint.breaker.record_failure()
+                if not was_open and endpoint.breaker.state is BreakerState.OPEN:
+                    log.warning("nlu server %s failed its health check: skipped", endpoint.url)
+            else:
+                if endpoint.breaker.state is not BreakerState.CLOSED:
+                    log.info("nlu server %s answers again", endpoint.url)
+                    endpoint.breaker.record_success()
+
+    async def _health_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.health_interval_seconds)
+            try:
+                await self.check_health()
+            except Exception:  # the loop must outlive any surprise
+                log.exception("nlu health check failed")
 
     async def parse_raw(self, text: str) -> dict[str, Any]:
-        """The model's own answer for `text`, without the safety net."""
+        """The model's own answer for `text`, without the safety net.
+
+        Tries the pool's members in round-robin order, within one overall timeout; raises
+        `NLUUnavailable` when none may be called or none answered.
+        """
+        cached = self.cache.get(text)
+        if cached is not None:
+            return cached
+        errors: list[str] = []
+        deadline = time.monotonic() + self.timeout_seconds
+        for endpoint in self.pool.candidates():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                endpoint.breaker.release()
+                break
+            try:
+                raw = await self._parse_at(endpoint, text, remaining)
+            except NLUUnavailable as exc:
+                errors.append(str(exc))
+                continue
+            self.cache.put(text, raw)
+            return raw
+        if not errors:
+            self.stats.refused_by_breaker += 1
+            raise NLUUnavailable("no NLU server may be called now (circuit open)", refused=True)
+        raise NLUUnavailable("; ".join(errors))
+
+    async def _parse_at(self, endpoint: Endpoint, text: str, budget: float) -> dict[str, Any]:
+        endpoint.requests += 1
+        try:
+            body = await self._post_parse(endpoint.url, text, budget)
+        except NLUUnavailable:
+            self._failed(endpoint)
+            raise
+        except BaseException:  # cancelled: no verdict on the server
+            endpoint.breaker.release()
+            raise
+        endpoint.breaker.record_success()
+        return body
+
+    async def _post_parse(self, url: str, text: str, budget: float) -> dict[str, Any]:
         session = self._require_session()
+        timeout = aiohttp.ClientTimeout(total=budget, sock_connect=min(1.0, budget))
         try:
             async with session.post(
-                f"{self.url}/model/parse", params=self._params(), json={"text": text}
+                f"{url}/model/parse", params=self._params(), json={"text": text}, timeout=timeout
             ) as response:
                 if response.status != 200:
                     detail = (await response.text())[:200]
                     raise NLUUnavailable(
-                        f"NLU server at {self.url} answered {response.status}: {detail}"
+                        f"NLU server at {url} answered {response.status}: {detail}"
                     )
-                body: dict[str, Any] = await response.json()
-                return body
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise NLUUnavailable(f"NLU server at {self.url} unreachable: {exc!r}") from exc
+                body = await response.json()
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise NLUUnavailable(f"NLU server at {url} unreachable: {exc!r}") from exc
+        if not isinstance(body, dict):
+            raise NLUUnavailable(
+                f"NLU server at {url} answered {type(body).__name__}, not an object"
+            )
+        return body
+
+    def _failed(self, endpoint: Endpoint) -> None:
+        endpoint.failures += 1
+        was_open = endpoint.breaker.state is BreakerState.OPEN
+        endpoint.breaker.record_failure()
+        if not was_open and endpoint.breaker.state is BreakerState.OPEN:
+            log.warning(
+                "nlu server %s: circuit open after %d failures, retried in %.0f s",
+                endpoint.url,
+                endpoint.breaker.consecutive_failures,
+                endpoint.breaker.cooldown_seconds,
+            )
 
     async def understand(self, text: str) -> Understanding:
         """Classify `text`; never raises for a dead server: the safety net still runs."""
@@ -98,10 +263,13 @@ class NLUClient:
         try:
             raw = await self.parse_raw(text)
         except NLUUnavailable as exc:
-            log.warning("nlu unavailable: %s", exc)
+            self.stats.unavailable += 1
+            # While the circuit is open every message lands here: the breaker logged once.
+            log.log(logging.DEBUG if exc.refused else logging.WARNING, "nlu unavailable: %s", exc)
             if net is not None:
                 return Understanding(text, net.intent, 1.0, source="safety_net")
             return Understanding(text, None, 0.0, source="unavailable")
+        self.stats.parsed += 1
         understood = understanding_from_rasa(text, raw, model=self.model)
         if net is not None and understood.intent != net.intent:
             return replace(understood, intent=net.intent, confidence=1.0, source="safety_net")

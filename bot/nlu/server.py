@@ -64,6 +64,25 @@ class LocalNLUServer:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    @property
+    def exited(self) -> bool:
+        """The server was started and its process has ended without `stop()` (it died)."""
+        return self._process is not None and self._process.poll() is not None
+
+    def kill(self) -> None:
+        """End a hung server at once (SIGKILL to its process group); `start()` may follow."""
+        process = self._process
+        if process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=5)
+
     def command(self) -> list[str]:
         rasa = self.python.parent / "rasa"
         return [

@@ -167,7 +167,8 @@ class Message(Base):
     confidence: Mapped[float | None] = mapped_column(Float)
     ranking: Mapped[list[dict[str, Any]]] = mapped_column(PortableJSON, default=list)
     entities: Mapped[list[dict[str, Any]]] = mapped_column(PortableJSON, default=list)
-    # nlu, safety_net or unavailable; NULL when nothing was understood (outgoing messages).
+    # nlu, safety_net, crisis_floor, unavailable, or deferred (classified after the NLU came
+    # back; the reply was the safe one); NULL when nothing was understood (outgoing messages).
     intent_source: Mapped[str | None] = mapped_column(String(16))
     model: Mapped[str | None] = mapped_column(String(128))
     content_ids: Mapped[list[str]] = mapped_column(PortableJSON, default=list)

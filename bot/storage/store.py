@@ -59,6 +59,9 @@ log = logging.getLogger(__name__)
 VACUUM_LOCK_TIMEOUT = "5s"
 # The tables holding what a user wrote or what is known about them (moderators' notes too).
 _PRIVATE_TABLES = ("messages", "users", "moderator_notes")
+# `intent_source` of a message stored while no NLU server answered, and of one classified later.
+UNAVAILABLE_SOURCE = "unavailable"
+DEFERRED_SOURCE = "deferred"
 
 
 @dataclass(frozen=True)
@@ -269,6 +272,63 @@ class Store:
             session.add(message)
             await session.flush()
             return message.id
+
+    async def unclassified_messages(self, limit: int = 100) -> list[tuple[int, str]]:
+        """(id, text) of incoming texts stored while the NLU was unavailable, oldest first."""
+        statement = (
+            select(Message.id, Message.text)
+            .where(
+                Message.direction == "in",
+                Message.intent_source == UNAVAILABLE_SOURCE,
+                Message.text.is_not(None),
+            )
+            .order_by(Message.id)
+            .limit(limit)
+        )
+        async with self.database.session() as session:
+            rows = (await session.execute(statement)).all()
+            return [(row.id, row.text) for row in rows]
+
+    async def reclassify_message(
+        self, message_id: int, understanding: Understanding, flags: Sequence[str]
+    ) -> bool:
+        """Store a late understanding of a message that was stored as unavailable.
+
+        Only a message still marked unavailable is changed (another replica may have been
+        first); the user's moderator flags are raised as `record_message` would have, and a
+        crisis puts the user in crisis state, so that the next turn gets crisis care.
+        Returns whether the message was changed.
+        """
+        values: dict[str, Any] = {
+            "intent": understanding.intent,
+            "confidence": understanding.confidence,
+            "ranking": understanding.ranking_json(),
+            "entities": understanding.entities_json(),
+            "intent_source": (
+                understanding.source if understanding.source == "safety_net" else DEFERRED_SOURCE
+            ),
+            "model": understanding.model,
+            "flags": list(flags),
+        }
+        statement = (
+            update(Message)
+            .where(Message.id == message_id, Message.intent_source == UNAVAILABLE_SOURCE)
+            .values(**values)
+            .returning(Message.user_id)
+        )
+        async with self.database.session() as session, session.begin():
+            user_id = (await session.execute(statement)).scalar_one_or_none()
+            if user_id is None:
+                return False
+            raised: dict[str, Any] = {}
+            if "risk" in flags:
+                raised["risk_flag"] = True
+            if "crisis" in flags:
+                raised["crisis_flag"] = True
+                raised["in_crisis"] = True
+            if raised:
+                await session.execute(update(User).where(User.id == user_id).values(**raised))
+        return True
 
     async def messages_for(self, pseudonym: str) -> list[StoredMessage]:
         """Every message stored for the user, oldest first."""

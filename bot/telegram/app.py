@@ -20,11 +20,16 @@ def build_application(settings: Settings, front_end: FrontEnd) -> Application:  
     """The bot: Telegram's API (or a self-hosted one), rate limiting, per-user ordering."""
     if not settings.telegram_bot_token:
         raise ValueError("TELEGRAM_BOT_TOKEN is not set")
+    # Telegram allows about 30 messages a second in bulk; AIORateLimiter counts every call
+    # with a chat_id against that. A bot with paid broadcasts (or a test against the
+    # emulator) raises or lifts the cap with TELEGRAM_MAX_MESSAGES_PER_SECOND (0: none).
+    rate = settings.telegram_max_messages_per_second
+    limiter = AIORateLimiter(overall_max_rate=rate, max_retries=3)
     application = (
         ApplicationBuilder()
         .token(settings.telegram_bot_token)
         .base_url(settings.telegram_api_base_url)
-        .rate_limiter(AIORateLimiter(max_retries=3))
+        .rate_limiter(limiter)
         .concurrent_updates(PerUserOrderedProcessor(settings.concurrent_updates))
         .build()
     )
