@@ -46,16 +46,18 @@ def _mask(value: str) -> str:
     return _DIGITS.sub("[number]", value)
 
 
-def init_sentry(dsn: str | None, release: str | None = None) -> bool:
-    """Start the SDK when a DSN is configured; returns whether it was started."""
+def init_sentry(dsn: str | None, transport: Any = None) -> bool:
+    """Start the SDK when a DSN is configured; returns whether it was started.
+
+    `transport` replaces the HTTP transport (the tests capture what would be sent).
+    """
     if not dsn:
         return False
     import sentry_sdk
 
     sentry_sdk.init(
         dsn=dsn,
-        release=release,
-        send_default_pii=False,
+        transport=transport,
         include_local_variables=False,
         max_breadcrumbs=0,
         before_send=scrub_event,  # type: ignore[arg-type]
