@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.content.provider import LibraryProvider
+from bot.escalation.service import Escalation
 from bot.nlu.client import NLUClient
 from bot.nlu.understanding import Understanding
 from bot.observability import metrics
-from bot.policy.compose import Reply, ReplyContext, compose
-from bot.policy.decision import Button, Command, Message, NonText, ReplyPlan, decide
+from bot.policy.compose import Reply, ReplyContext, compose, wait_phrase
+from bot.policy.decision import SILENT, Button, Command, Message, NonText, ReplyPlan, decide
 from bot.policy.state import UserState
 from bot.safety.risk import record_signals
 from bot.settings import Settings
@@ -74,13 +75,23 @@ class Conversation:
     """The bot's brain, shared by every front end; holds no per-user state in memory."""
 
     def __init__(
-        self, settings: Settings, store: Store, nlu: NLUClient, library: LibraryProvider
+        self,
+        settings: Settings,
+        store: Store,
+        nlu: NLUClient,
+        library: LibraryProvider,
+        escalation: Escalation | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.nlu = nlu
         self.library = library
-        self.context = ReplyContext(settings.operator_name, settings.retention_days)
+        self.context = ReplyContext(
+            settings.operator_name,
+            settings.retention_days,
+            human_wait=wait_phrase(settings.human_reply_estimate_minutes),
+        )
+        self.escalation = escalation or Escalation(settings, store, library, self.context)
 
     async def handle(
         self,
@@ -89,11 +100,20 @@ class Conversation:
         *,
         update_id: int | None = None,
         is_test: bool = False,
+        contact: str | None = None,
     ) -> list[Reply]:
-        """Answer one incoming event for the user `pseudonym` and record both sides."""
+        """Answer one incoming event for the user `pseudonym` and record both sides.
+
+        `contact` is the user's chat id sealed by `Escalation.seal`, kept so that a person
+        from the team can write to them later. An empty list means the bot stays silent (a
+        person handles the conversation, a mute, a flood): the message is stored all the same.
+        Test traffic (`is_test`, the dashboard's try-the-bot) never alerts the team.
+        """
         started = time.perf_counter()
         try:
-            replies = await self._turn(pseudonym, incoming, update_id=update_id, is_test=is_test)
+            replies = await self._turn(
+                pseudonym, incoming, update_id=update_id, is_test=is_test, contact=contact
+            )
         except SQLAlchemyError:
             metrics.DATABASE_ERRORS.inc()
             raise
@@ -103,9 +123,16 @@ class Conversation:
         return replies
 
     async def _turn(
-        self, pseudonym: str, incoming: Incoming, *, update_id: int | None, is_test: bool
+        self,
+        pseudonym: str,
+        incoming: Incoming,
+        *,
+        update_id: int | None,
+        is_test: bool,
+        contact: str | None,
     ) -> list[Reply]:
         state = await self.store.load_user(pseudonym)
+        before_level = state.risk_level
         truncated = False
         if isinstance(incoming, TextIn):
             text, truncated = clean_user_text(incoming.text, self.settings.max_message_chars)
@@ -139,12 +166,19 @@ class Conversation:
                 if campaign and not state.campaign:
                     state.campaign = campaign
 
-        plan = decide(event, state)
+        flood = await self.escalation.flood_status(pseudonym)
+        plan = decide(event, state, flood)
         library = self.library.current()
         if plan.kind == "forget_done":
             await self.store.forget_user(pseudonym)
             return [Reply(kind=plan.kind, text=library.reply("forget_done"))]
         _apply_flags(plan, state)
+        if plan.kind == SILENT:
+            await self.store.save_user(state, contact=contact)
+            if not is_test:
+                await self.escalation.after_turn(before_level, state, plan)
+            log.info("no reply: %s", "a person handles the conversation, a mute or a flood")
+            return []
         reply = compose(plan, state, library, self.context)
         if truncated:
             reply = Reply(
@@ -163,7 +197,9 @@ class Conversation:
             flags=reply.flags,
             is_test=is_test,
         )
-        await self.store.save_user(state)
+        await self.store.save_user(state, contact=contact)
+        if not is_test:
+            await self.escalation.after_turn(before_level, state, plan)
         return [reply]
 
 

@@ -64,6 +64,10 @@ async def run(settings: Settings) -> int:
         reclassify = asyncio.create_task(
             reclassify_loop(services.store, services.nlu, settings.nlu_reclassify_seconds)
         )
+        # Requests for a person nobody answered in time: resources to the user, escalated.
+        unanswered = asyncio.create_task(
+            services.conversation.escalation.unanswered_loop(settings.escalation_check_seconds)
+        )
         try:
             if settings.telegram_bot_token and settings.bot_mode == "webhook":
                 sys.stdout.write(INTRO_WITH_TELEGRAM.format(url=settings.dashboard_url))
@@ -81,10 +85,11 @@ async def run(settings: Settings) -> int:
                 sys.stdout.flush()
                 await stop.wait()
         finally:
-            for job in (retention, reclassify):
+            for job in (retention, reclassify, unanswered):
                 job.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await job
+            await services.conversation.escalation.drain()
     log.info("stopped")
     return 0
 

@@ -86,6 +86,22 @@ class Settings:
     """The bot's HTTP listener (webhook, /healthz, /readyz, /metrics). Webhook mode always
     listens (on 8081 unless set); polling mode only when a port is set."""
     sentry_dsn: str | None = field(default=None, repr=False)
+    moderator_chat_id: int | None = None
+    """The team's private Telegram group for alerts; unset: alerts only in the dashboard."""
+    dashboard_public_url: str = "http://127.0.0.1:8080"
+    """Where moderators open the dashboard; alerts link to conversations under it."""
+    contact_secret: str = field(default="", repr=False)
+    """Key that encrypts the chat id kept so a moderator's message can reach the user."""
+    human_reply_estimate_minutes: int = 30
+    """What the user is told about how soon a person answers."""
+    human_request_timeout_seconds: int = 3600
+    """A request for a person nobody picked up by then gets resources and is escalated."""
+    escalation_check_seconds: float = 30.0
+    """How often unanswered requests for a person are looked for."""
+    flood_max_messages: int = 8
+    flood_window_seconds: int = 30
+    """More than `flood_max_messages` from one user within this window: one cooldown note,
+    then the rest are stored without a reply (never for a user at high risk or in crisis)."""
 
     @property
     def effective_listen_port(self) -> int | None:
@@ -255,6 +271,35 @@ class Settings:
                 defaults.dashboard_login_lock_minutes,
                 _positive_float,
             ),
+            moderator_chat_id=_get(env, "MODERATOR_CHAT_ID", None, _chat_id),
+            dashboard_public_url=_get(
+                env, "DASHBOARD_PUBLIC_URL", defaults.dashboard_public_url, _base_url
+            ),
+            contact_secret=env.get("CONTACT_SECRET") or "",
+            human_reply_estimate_minutes=_get(
+                env,
+                "HUMAN_REPLY_ESTIMATE_MINUTES",
+                defaults.human_reply_estimate_minutes,
+                _positive_int,
+            ),
+            human_request_timeout_seconds=_get(
+                env,
+                "HUMAN_REQUEST_TIMEOUT_SECONDS",
+                defaults.human_request_timeout_seconds,
+                _positive_int,
+            ),
+            escalation_check_seconds=_get(
+                env,
+                "ESCALATION_CHECK_SECONDS",
+                defaults.escalation_check_seconds,
+                _positive_float,
+            ),
+            flood_max_messages=_get(
+                env, "FLOOD_MAX_MESSAGES", defaults.flood_max_messages, _positive_int
+            ),
+            flood_window_seconds=_get(
+                env, "FLOOD_WINDOW_SECONDS", defaults.flood_window_seconds, _positive_int
+            ),
         )._checked()
 
     def _checked(self) -> Settings:
@@ -268,6 +313,8 @@ class Settings:
 
         A pseudonym secret must never change while data exists (every user would get a new
         pseudonym), so a generated one is written once to `data/pseudonym.secret` and reused.
+        The contact secret likewise (`data/contact.secret`): a new one makes the stored chat
+        ids unreadable, so moderators could no longer reach those users.
         """
         settings = self
         if not settings.pseudonym_secret:
@@ -276,6 +323,9 @@ class Settings:
             # Telegram allows A-Z, a-z, 0-9, _ and - (1-256 characters): hex fits. Replicas
             # must share it, so a multi-replica deployment sets WEBHOOK_SECRET itself.
             settings = replace(settings, webhook_secret=self._secret_file("webhook.secret"))
+        if not settings.contact_secret:
+            # Encrypts the chat ids kept for moderators' messages; replicas must share it.
+            settings = replace(settings, contact_secret=self._secret_file("contact.secret"))
         return settings
 
     def _secret_file(self, name: str) -> str:
@@ -390,11 +440,22 @@ def _url_list(raw: str) -> str:
     return ",".join(cleaned)
 
 
+def _base_url(raw: str) -> str:
+    return _url(raw).rstrip("/")
+
+
 def _existing_file(raw: str) -> Path | None:
     path = Path(raw).expanduser()
     if not path.is_file():
         raise ValueError("no such file (run `make train` to build the model)")
     return path
+
+
+def _chat_id(raw: str) -> int:
+    value = int(raw)
+    if value == 0:
+        raise ValueError("must be a Telegram chat id (a group's id is negative, e.g. -100123...)")
+    return value
 
 
 def _nonempty(raw: str) -> str:

@@ -25,6 +25,7 @@ from sqlalchemy.pool import NullPool
 
 from bot.content.provider import LibraryProvider
 from bot.conversation import Conversation
+from bot.escalation.service import Escalation
 from bot.nlu.client import NLUClient
 from bot.nlu.server import LocalNLUServer, latest_model
 from bot.run import serve_webhook
@@ -88,6 +89,7 @@ def make_settings(tmp: Path, **changes: object) -> Settings:
         {
             "DATA_DIR": str(tmp),
             "PSEUDONYM_SECRET": "test-secret-" + "x" * 32,
+            "CONTACT_SECRET": "test-contact-secret-" + "y" * 32,
             "OPERATOR_NAME": "the test team",
         }
     )
@@ -148,6 +150,11 @@ class RunningBot:
     library: LibraryProvider
     nlu: NLUClient
     _ids: Iterator[int]
+    conversation: Conversation
+
+    @property
+    def escalation(self) -> Escalation:
+        return self.conversation.escalation
 
     def new_user(self) -> int:
         """A Telegram user id no other test in this session uses."""
@@ -159,11 +166,18 @@ class RunningBot:
 
 @contextlib.asynccontextmanager
 async def running_bot(
-    backend: str, tmp: Path, nlu_server: LocalNLUServer, **changes: object
+    backend: str,
+    tmp: Path,
+    nlu_server: LocalNLUServer,
+    *,
+    database_url: str | None = None,
+    **changes: object,
 ) -> AsyncIterator[RunningBot]:
+    """The bot on a fresh database, or on `database_url` (to test what survives a restart)."""
+    existing = contextlib.nullcontext(database_url) if database_url else None
     async with (
         BotAPIEmulator() as emulator,
-        database_url_for(backend, tmp) as url,
+        existing or database_url_for(backend, tmp) as url,
     ):
         settings = make_settings(
             tmp,
@@ -188,12 +202,26 @@ async def running_bot(
         application = build_application(settings, FrontEnd(conversation, settings.pseudonym_secret))
         stop = asyncio.Event()
         polling = asyncio.create_task(run_polling(application, library.current(), stop))
+        unanswered = asyncio.create_task(
+            conversation.escalation.unanswered_loop(settings.escalation_check_seconds)
+        )
         try:
             await emulator.wait_for_call("getUpdates", timeout=15)
             yield RunningBot(
-                backend, emulator, store, settings, library, nlu, itertools.count(10_000)
+                backend,
+                emulator,
+                store,
+                settings,
+                library,
+                nlu,
+                itertools.count(10_000),
+                conversation,
             )
         finally:
+            unanswered.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await unanswered
+            await conversation.escalation.drain()
             stop.set()
             await asyncio.wait_for(polling, timeout=30)
             await database.close()

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.escalation.contact import ContactSealer, ContactUnreadable
 from bot.policy.state import UserState
 from bot.storage import Database, Store
+from bot.storage.escalation import CRISIS, HIGH_RISK, HUMAN_REQUEST, EscalationStore
+from bot.storage.models import Alert, utcnow
 
 
 async def test_saving_a_user_stores_the_risk_level_and_reasons(store: Store) -> None:
@@ -41,3 +50,126 @@ async def test_saving_never_lowers_crisis_state(store: Store) -> None:
     assert after_restart.in_crisis is True
     assert after_restart.risk_level == "crisis"
     assert after_restart.risk_reasons == ["crisis intent (self-harm) x1"]
+
+
+async def test_one_alert_per_event_until_a_moderator_resolves_it(store: Store) -> None:
+    escalations = EscalationStore(store.database)
+    await store.load_user("p-alert")
+    first = await escalations.raise_alert("p-alert", CRISIS, "crisis", ["crisis intent x1"])
+    assert first is not None
+    assert (first.kind, first.severity, first.status) == ("crisis", "crisis", "open")
+    assert await escalations.raise_alert("p-alert", CRISIS, "crisis", ["again"]) is None
+    assert await escalations.raise_alert("nobody", CRISIS, "crisis", []) is None
+
+    assert await escalations.acknowledge(first.id, "mod-a")
+    assert not await escalations.acknowledge(first.id, "mod-b"), "acknowledged once"
+    assert await escalations.raise_alert("p-alert", CRISIS, "crisis", []) is None
+    assert await escalations.resolve(first.id, "mod-b")
+    assert not await escalations.resolve(first.id, "mod-b")
+    resolved = await escalations.alert(first.id)
+    assert resolved is not None
+    assert (resolved.status, resolved.acknowledged_by, resolved.resolved_by) == (
+        "resolved",
+        "mod-a",
+        "mod-b",
+    )
+    second = await escalations.raise_alert("p-alert", CRISIS, "crisis", ["a new crisis"])
+    assert second is not None and second.id != first.id
+
+
+async def test_the_queue_puts_crisis_first_then_high_then_requests(store: Store) -> None:
+    escalations = EscalationStore(store.database)
+    for pseudonym in ("p-request", "p-high", "p-crisis", "p-done"):
+        await store.load_user(pseudonym)
+    await escalations.raise_alert("p-request", HUMAN_REQUEST, "request", [])
+    await escalations.raise_alert("p-high", HIGH_RISK, "high", [])
+    await escalations.raise_alert("p-crisis", CRISIS, "crisis", [])
+    done = await escalations.raise_alert("p-done", CRISIS, "crisis", [])
+    assert done is not None
+    await escalations.resolve(done.id, "mod")
+    queue = await escalations.queue()
+    assert [a.pseudonym for a in queue] == ["p-crisis", "p-high", "p-request"]
+    assert "text" not in queue[0].as_json()
+
+    escalated = await escalations.escalate_request("p-request", "nobody answered in time")
+    assert escalated is not None
+    assert (escalated.severity, escalated.reasons) == ("high", ("nobody answered in time",))
+    # Now high too, and it has waited longer than the other high one.
+    assert [a.pseudonym for a in await escalations.queue()] == ["p-crisis", "p-request", "p-high"]
+
+
+async def test_an_unanswered_request_is_released_once_however_many_look(store: Store) -> None:
+    escalations = EscalationStore(store.database)
+    await store.load_user("p-wait")
+    assert await escalations.request_person("p-wait")
+    assert not await escalations.request_person("p-wait"), "already waiting"
+    assert await escalations.release_unanswered(utcnow() - timedelta(minutes=5)) == []
+    results = await asyncio.gather(
+        *(escalations.release_unanswered(utcnow() + timedelta(seconds=1)) for _ in range(5))
+    )
+    assert sorted(len(r) for r in results) == [0, 0, 0, 0, 1]
+    control = await escalations.control("p-wait")
+    assert control is not None and control.handling == "bot"
+
+
+async def test_takeover_and_hand_back_change_who_answers(store: Store) -> None:
+    escalations = EscalationStore(store.database)
+    await store.load_user("p-take")
+    assert await escalations.take_over("p-take", "mod-a")
+    assert not await escalations.take_over("p-take", "mod-a")
+    assert await escalations.take_over("p-take", "mod-b"), "another moderator can take it"
+    control = await escalations.control("p-take")
+    assert control is not None
+    assert (control.handling, control.handled_by) == ("person", "mod-b")
+    assert not await escalations.request_person("p-take"), "a person is already there"
+    assert await escalations.hand_back("p-take")
+    assert not await escalations.hand_back("p-take")
+    control = await escalations.control("p-take")
+    assert control is not None
+    assert (control.handling, control.handled_by, control.handling_since) == ("bot", None, None)
+
+
+async def test_only_closing_crisis_lowers_the_level(store: Store) -> None:
+    escalations = EscalationStore(store.database)
+    state = UserState(pseudonym="p-close", in_crisis=True, risk_signals={"crisis_violence": 2})
+    await store.save_user(state)
+    assert await escalations.close_crisis("p-close")
+    assert not await escalations.close_crisis("p-close")
+    closed = await store.load_user("p-close")
+    assert (closed.in_crisis, closed.risk_level) == (False, "elevated")
+    assert closed.risk_reasons == [
+        "earlier crisis, closed by a moderator",
+        "crisis intent (violence) x2",
+    ]
+
+
+async def test_the_contact_is_stored_sealed_once_and_deleted_by_forget(store: Store) -> None:
+    sealer = ContactSealer("k" * 40)
+    chat_id = 7_700_123_456
+    state = await store.load_user("p-contact")
+    await store.save_user(state, contact=sealer.seal(chat_id))
+    await store.save_user(state, contact=sealer.seal(1))  # the first one stays
+    escalations = EscalationStore(store.database)
+    await escalations.raise_alert("p-contact", CRISIS, "crisis", [])
+    sealed = await escalations.contact_of("p-contact")
+    assert sealed is not None and str(chat_id) not in sealed
+    assert sealer.open(sealed) == chat_id
+    with pytest.raises(ContactUnreadable):
+        ContactSealer("z" * 40).open(sealed)
+
+    await store.forget_user("p-contact")
+    assert await escalations.contact_of("p-contact") is None
+    async with store.database.session() as session:
+        assert await session.scalar(select(func.count()).select_from(Alert)) == 0
+
+
+async def test_flood_status_counts_recent_incoming_messages(store: Store) -> None:
+    escalations = EscalationStore(store.database)
+    for number in range(3):
+        await store.record_message("p-flood", direction="in", kind="text", text=f"m{number}")
+    assert await escalations.flood_status("p-flood", limit=3, window_seconds=60) == "calm"
+    await store.record_message("p-flood", direction="in", kind="text", text="m3")
+    assert await escalations.flood_status("p-flood", limit=3, window_seconds=60) == "first"
+    await store.record_message("p-flood", direction="out", kind="cooldown", text="pause")
+    assert await escalations.flood_status("p-flood", limit=3, window_seconds=60) == "again"
+    assert await escalations.flood_status("p-other", limit=3, window_seconds=60) == "calm"

@@ -1,4 +1,4 @@
-"""The risk-level rules (`bot.safety.risk`): one test per row of the table, and the plan patterns."""
+"""The risk-level rules (`bot.safety.risk`): each row of the table, and the plan patterns."""
 
 from __future__ import annotations
 

@@ -33,6 +33,8 @@ class ReplyContext:
     operator: str
     retention_days: int
     extra: dict[str, str] = field(default_factory=dict)
+    human_wait: str = "30 minutes"
+    """Roughly how soon a person answers a request (from HUMAN_REPLY_ESTIMATE_MINUTES)."""
 
 
 def compose(plan: ReplyPlan, state: UserState, library: Library, context: ReplyContext) -> Reply:
@@ -70,8 +72,10 @@ def _opening(
         return "\n\n".join(lines)
     if kind in ("welcome", "privacy"):
         return library.reply(kind, **values)
-    if kind in ("identity", "human_requested"):
+    if kind == "identity":
         return library.reply(kind, operator=values["operator"])
+    if kind == "human_requested":
+        return library.reply(kind, operator=values["operator"], wait=context.human_wait)
     if kind == "help_leaving":
         return library.reply("help_leaving_intro")
     if kind == "resources":
@@ -141,6 +145,14 @@ def _resources(plan: ReplyPlan, library: Library, ids: list[str]) -> str:
             )
         )
     return "\n\n".join(lines)
+
+
+def wait_phrase(minutes: int) -> str:
+    """ "45 minutes", "1 hour", "2 hours", "90 minutes": how long, as a person would say it."""
+    if minutes >= 60 and minutes % 60 == 0:
+        hours = minutes // 60
+        return "1 hour" if hours == 1 else f"{hours} hours"
+    return "1 minute" if minutes == 1 else f"{minutes} minutes"
 
 
 def contact_line(resource: Resource) -> str:

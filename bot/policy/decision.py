@@ -3,6 +3,12 @@
 This module is pure: no I/O, no content, no randomness, so every row of the table is a unit
 test (`tests/test_policy.py`). Crisis comes first, before anything else is considered; a user
 in crisis state never receives a counter-message.
+
+After the table, `_gate` decides whether the bot may answer at all (README, "Escalation"):
+while a person from the team handles the conversation, nothing automatic is sent; while a
+person was asked for and nobody took it yet, only crisis replies and the crisis tools; a muted
+or flooding user gets no reply (one cooldown note for a flood), but a crisis message is always
+answered and a user at high risk or in crisis is never throttled. /forget always works.
 """
 
 from __future__ import annotations
@@ -22,7 +28,28 @@ FORGET_NO = "forget_no"
 COUNTRY = "country"
 """Not one button but the row of country buttons (and "other") built from the library."""
 
+SAFE_YES = "safe_yes"
+SAFE_NO = "safe_no"
+GROUNDING = "grounding"
+SAFETY_PLAN = "safety_plan"
+
 COUNTER_BUTTONS = (ANOTHER_STORY, HELP, HUMAN)
+SAFETY_BUTTONS = (SAFE_YES, SAFE_NO, HUMAN, GROUNDING, SAFETY_PLAN)
+CRISIS_TOOL_BUTTONS = (HUMAN, GROUNDING, SAFETY_PLAN)
+
+SILENT = "silent"
+"""The plan of saying nothing (a person handles the user, a mute, a flood): stored, not sent."""
+COOLDOWN = "cooldown"
+SAFETY_KINDS = frozenset({"safety_self_harm", "safety_violence"})
+CRISIS_TOOL_KINDS = frozenset({"grounding", "safety_plan", "crisis_safe_yes", "crisis_safe_no"})
+FORGET_KINDS = frozenset({"forget_confirm", "forget_done", "forget_cancelled"})
+
+# Who answers the user (the `handling` of `UserState`); the same words as bot.storage.escalation.
+BOT, WAITING, PERSON = "bot", "waiting", "person"
+
+CALM, FLOOD_FIRST, FLOOD_AGAIN = "calm", "first", "again"
+"""Flood states: under the limit; just over it (one cooldown note); still over it."""
+UNTHROTTLED_LEVELS = frozenset({"high", "crisis"})
 
 EXIT_KINDS = ("exit", "family")
 CRISIS_KINDS = ("emergency", "crisis")
@@ -81,15 +108,39 @@ class ReplyPlan:
     flags: tuple[str, ...] = ()
 
 
-def decide(event: Event, state: UserState) -> ReplyPlan:
-    """The whole decision table; read top to bottom, first match wins."""
+def decide(event: Event, state: UserState, flood: str = CALM) -> ReplyPlan:
+    """The whole decision table; read top to bottom, first match wins; then the gate."""
     if isinstance(event, Message):
-        return _decide_message(event.understanding, state)
-    if isinstance(event, Command):
-        return _decide_command(event, state)
-    if isinstance(event, Button):
-        return _decide_button(event.data, state)
-    return ReplyPlan("non_text")
+        plan = _decide_message(event.understanding, state)
+    elif isinstance(event, Command):
+        plan = _decide_command(event, state)
+    elif isinstance(event, Button):
+        plan = _decide_button(event.data, state)
+    else:
+        plan = ReplyPlan("non_text")
+    return _gate(plan, state, flood)
+
+
+def _gate(plan: ReplyPlan, state: UserState, flood: str) -> ReplyPlan:
+    """Whether the bot may answer: crisis first, deletion always, then who handles the user."""
+    safety = plan.kind in SAFETY_KINDS
+    if plan.kind in FORGET_KINDS:
+        return plan
+    if state.handling == PERSON:
+        # A person from the team is talking with the user: the bot stays out, but a crisis
+        # message still raises crisis state and the alert (the flags) for that person.
+        return ReplyPlan(SILENT, flags=plan.flags if safety else ())
+    if safety:
+        return plan
+    if plan.kind in CRISIS_TOOL_KINDS and (state.handling == WAITING or state.muted):
+        return plan
+    if plan.kind == "human_requested" and state.handling == WAITING:
+        return plan  # asked again while waiting: say again that someone will answer, and when
+    if state.handling == WAITING or state.muted:
+        return ReplyPlan(SILENT)
+    if flood != CALM and not state.in_crisis and state.risk_level not in UNTHROTTLED_LEVELS:
+        return ReplyPlan(COOLDOWN) if flood == FLOOD_FIRST else ReplyPlan(SILENT)
+    return plan
 
 
 def _decide_message(understood: Understanding, state: UserState) -> ReplyPlan:
@@ -127,7 +178,7 @@ def _safety(intent: str, country: str | None) -> ReplyPlan:
         kind,
         resource_kinds=CRISIS_KINDS,
         country=country,
-        buttons=(HUMAN,),
+        buttons=SAFETY_BUTTONS,
         flags=("crisis",),
     )
 
@@ -138,7 +189,7 @@ def _crisis_followup(country: str | None) -> ReplyPlan:
         "crisis_followup",
         resource_kinds=CRISIS_KINDS,
         country=country,
-        buttons=(HUMAN,),
+        buttons=CRISIS_TOOL_BUTTONS,
         flags=("crisis",),
     )
 
@@ -181,6 +232,26 @@ def _decide_button(data: str, state: UserState) -> ReplyPlan:
         return _resources("resources", state.country, state)
     if data == HUMAN:
         return _human()
+    if data == GROUNDING:
+        return ReplyPlan("grounding", buttons=(SAFETY_PLAN, HUMAN))
+    if data == SAFETY_PLAN:
+        return ReplyPlan(
+            "safety_plan",
+            resource_kinds=CRISIS_KINDS,
+            country=state.country,
+            buttons=(GROUNDING, HUMAN),
+        )
+    if data == SAFE_YES:
+        # Glad, and the tools stay offered: saying "safe" once never ends crisis state.
+        return ReplyPlan("crisis_safe_yes", buttons=CRISIS_TOOL_BUTTONS)
+    if data == SAFE_NO:
+        return ReplyPlan(
+            "crisis_safe_no",
+            resource_kinds=CRISIS_KINDS,
+            country=state.country,
+            buttons=(HUMAN, GROUNDING),
+            flags=("crisis", "not_safe"),
+        )
     if data == FORGET_YES:
         return ReplyPlan("forget_done")
     if data == FORGET_NO:

@@ -162,13 +162,14 @@ class Store:
                 muted=user.muted,
             )
 
-    async def save_user(self, state: UserState) -> None:
+    async def save_user(self, state: UserState, *, contact: str | None = None) -> None:
         """Persist the conversation state and the risk level derived from it.
 
         The moderator flags, the handling and the mute are left as they are. Crisis state is
         only ever raised here: a moderator may have closed it while this turn ran, and only a
         moderator closes it (`close_crisis`). The risk level is computed in the same
-        transaction from the crisis state as stored, so the two cannot disagree.
+        transaction from the crisis state as stored, so the two cannot disagree. `contact`
+        (an encrypted chat id) is stored if the user has none yet.
         """
         values: dict[str, Any] = {
             "country": state.country,
@@ -181,6 +182,8 @@ class Store:
         }
         if state.in_crisis:
             values["in_crisis"] = True
+        if contact is not None:
+            values["contact"] = func.coalesce(User.contact, contact)
         statement = (
             update(User)
             .where(User.pseudonym == state.pseudonym)

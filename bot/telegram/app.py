@@ -11,6 +11,7 @@ from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 from bot.content.model import Library
 from bot.settings import Settings
 from bot.telegram.handlers import COMMANDS, FrontEnd, add_handlers
+from bot.telegram.messenger import TelegramMessenger
 from bot.telegram.ordering import PerUserOrderedProcessor
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,8 @@ def build_application(settings: Settings, front_end: FrontEnd) -> Application:  
         .build()
     )
     add_handlers(application, front_end)
+    # Alerts and the team's messages leave through this same bot (bot.escalation.service).
+    front_end.conversation.escalation.attach(TelegramMessenger(application.bot))
     return application
 
 

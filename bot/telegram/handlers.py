@@ -53,13 +53,19 @@ class FrontEnd:
         if not await self.conversation.store.claim_update(update.update_id):
             log.info("update %s already answered, skipped", update.update_id)
             return
+        escalation = self.conversation.escalation
+        pseudonym = pseudonymise(user.id, self.pseudonym_secret)
         handling = asyncio.ensure_future(
             self.conversation.handle(
-                pseudonymise(user.id, self.pseudonym_secret), incoming, update_id=update.update_id
+                pseudonym, incoming, update_id=update.update_id, contact=escalation.seal(chat.id)
             )
         )
         replies = await _typing_while_slow(update, handling, isinstance(incoming, TextIn))
         for reply in replies:
+            # A person from the team may have taken over while this turn ran.
+            if not await escalation.may_send_automatic(pseudonym, reply.kind):
+                log.info("a %s reply was withheld: a person handles the conversation", reply.kind)
+                continue
             await send_reply(update, reply)
 
     async def on_text(self, update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
