@@ -73,6 +73,7 @@ def nlu_client_for(settings: Settings, urls: list[str], token: str) -> NLUClient
         token,
         settings.nlu_timeout_seconds,
         settings.crisis_confidence_floor,
+        risk_family_floor=settings.risk_family_floor,
         failure_threshold=settings.nlu_breaker_failures,
         cooldown_seconds=settings.nlu_breaker_cooldown_seconds,
         health_interval_seconds=settings.nlu_health_interval_seconds,

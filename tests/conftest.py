@@ -123,7 +123,15 @@ async def nlu_server(
 
 @pytest.fixture(scope="session")
 async def nlu_client(nlu_server: LocalNLUServer) -> AsyncIterator[NLUClient]:
-    async with NLUClient(nlu_server.url, nlu_server.token, timeout_seconds=10) as client:
+    """A client with the shipped post-processing (crisis floor, risk-family rule) of `Settings`."""
+    shipped = Settings()
+    async with NLUClient(
+        nlu_server.url,
+        nlu_server.token,
+        timeout_seconds=10,
+        crisis_floor=shipped.crisis_confidence_floor,
+        risk_family_floor=shipped.risk_family_floor,
+    ) as client:
         yield client
 
 

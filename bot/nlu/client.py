@@ -24,7 +24,7 @@ import aiohttp
 
 from bot.nlu.breaker import BreakerState
 from bot.nlu.cache import ParseCache
-from bot.nlu.intents import CRISIS_INTENTS
+from bot.nlu.intents import CRISIS_INTENTS, FALLBACK_INTENT, RISK_INTENTS
 from bot.nlu.pool import Endpoint, NLUPool
 from bot.nlu.understanding import Entity, IntentScore, Understanding
 from bot.safety.crisis_net import detect_crisis
@@ -72,6 +72,7 @@ class NLUClient:
         token: str = "",
         timeout_seconds: float = 3.0,
         crisis_floor: float = 1.0,
+        risk_family_floor: float = 1.0,
         *,
         failure_threshold: int = 5,
         cooldown_seconds: float = 10.0,
@@ -83,6 +84,7 @@ class NLUClient:
         )
         self.url = self.pool.endpoints[0].url
         self.crisis_floor = crisis_floor
+        self.risk_family_floor = risk_family_floor
         self.timeout_seconds = timeout_seconds
         self.health_interval_seconds = health_interval_seconds
         self.cache = ParseCache(cache_size)
@@ -273,7 +275,9 @@ class NLUClient:
         understood = understanding_from_rasa(text, raw, model=self.model)
         if net is not None and understood.intent != net.intent:
             return replace(understood, intent=net.intent, confidence=1.0, source="safety_net")
-        return apply_crisis_floor(understood, self.crisis_floor)
+        return apply_risk_family(
+            apply_crisis_floor(understood, self.crisis_floor), self.risk_family_floor
+        )
 
     def _require_session(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -323,3 +327,26 @@ def apply_crisis_floor(understood: Understanding, floor: float) -> Understanding
                 understood, intent=scored.name, confidence=scored.confidence, source="crisis_floor"
             )
     return understood
+
+
+def apply_risk_family(understood: Understanding, floor: float) -> Understanding:
+    """Keep a recruitment claim the model was sure of as a family but not as one intent.
+
+    The FallbackClassifier looks at the top intent alone, so "they're the only ones who cared
+    about us" can fall back with its confidence split between `claim_protects_muslims`,
+    `claim_fights_oppressors` and `sympathy_general`: the model is sure it is a claim, not which.
+    Answering it as the top risk intent serves the user better than "can you say that another
+    way?". Applies only to a fallback whose best real intent is a risk intent, and only when
+    the risk intents together reach `floor` (`RISK_FAMILY_FLOOR`; 1.0 turns it off).
+    """
+    if understood.intent != FALLBACK_INTENT:
+        return understood
+    scored = [s for s in understood.ranking if s.name != FALLBACK_INTENT]
+    if not scored or scored[0].name not in RISK_INTENTS:
+        return understood
+    family = sum(s.confidence for s in scored if s.name in RISK_INTENTS)
+    if family < floor:
+        return understood
+    return replace(
+        understood, intent=scored[0].name, confidence=scored[0].confidence, source="risk_family"
+    )

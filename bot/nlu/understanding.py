@@ -26,7 +26,8 @@ class IntentScore:
 class Understanding:
     """The NLU result for one message.
 
-    `source` says who decided the intent: "nlu" (the Rasa model), "safety_net" (the
+    `source` says who decided the intent: "nlu" (the Rasa model), "risk_family" (a fallback
+    kept as the top risk intent, `bot.nlu.client.apply_risk_family`), "safety_net" (the
     deterministic crisis patterns, which override the model) or "unavailable" (the NLU
     server could not be reached; the message is stored and answered safely).
     """
