@@ -13,6 +13,7 @@ from bot.dashboard.accounts import AccountError
 from bot.dashboard.serve import DashboardError
 from bot.nlu.server import NLUServerError
 from bot.nlu.understanding import Understanding
+from bot.review import cli as review_cli
 from bot.settings import Settings, SettingsError
 from bot.storage.database import StorageUnavailable
 from bot.storage.models import ROLES
@@ -120,13 +121,14 @@ def cmd_nlu_evaluate(args: argparse.Namespace) -> int:
     _setup_logging("WARNING")
     examples = load_labelled(Path(args.path))
 
-    async def main() -> list[str | None]:
+    async def main() -> tuple[list[str | None], str | None]:
         async with contextlib.AsyncExitStack() as stack:
             client = await open_nlu(settings, stack)
             found = await predict(client, [e.text for e in examples])
-            return [u.intent for u in found]
+            return [u.intent for u in found], client.model
 
-    scores = score(examples, asyncio.run(main()))
+    intents, model = asyncio.run(main())
+    scores = score(examples, intents)
     print(scores_table(scores))
     print("\nMost frequent confusions (gold -> predicted):")
     for (gold, predicted), count in confusions(scores):
@@ -137,6 +139,11 @@ def cmd_nlu_evaluate(args: argparse.Namespace) -> int:
             print(f"  {gold} -> {predicted}: {text}")
     if args.json:
         Path(args.json).write_text(json.dumps(scores.summary(), indent=2) + "\n")
+    if args.record:
+        if model is None:
+            print("error: the NLU server did not say which model it serves; nothing recorded")
+            return 1
+        print("\n" + review_cli.record_evaluation(settings, model, Path(args.path), scores))
     return 0
 
 
@@ -266,6 +273,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("path", help="e.g. tests/data/nlu_heldout.yml")
     evaluate.add_argument("--json", help="also write the summary scores to this file")
     evaluate.add_argument("--errors", action="store_true", help="list every misclassified text")
+    evaluate.add_argument(
+        "--record",
+        action="store_true",
+        help="store the scores for the served model (the dashboard compares models)",
+    )
     evaluate.set_defaults(func=cmd_nlu_evaluate)
     tune = nlu.add_parser(
         "tune-fallback", help="try FallbackClassifier thresholds on a labelled YAML set"
@@ -276,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     report = nlu.add_parser("report", help="turn rasa's intent_report.json into a Markdown table")
     report.add_argument("report", help="path to intent_report.json")
     report.set_defaults(func=cmd_nlu_report)
+    review_cli.add_nlu_commands(nlu, _settings)
     content = commands.add_parser("content", help="the content library").add_subparsers(
         dest="content_command", required=True, metavar="CONTENT_COMMAND"
     )
@@ -289,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_parser(
         "purge-expired", help="delete messages older than RETENTION_DAYS now"
     ).set_defaults(func=cmd_db_purge)
+    review_cli.add_db_commands(db, _settings)
     return parser
 
 

@@ -64,6 +64,9 @@ class Settings:
     risk intent (`bot.nlu.client.apply_risk_family`); 1.0 turns it off. 0.7 was chosen on the
     development set: it recovered claims split between two risk intents, with no new false
     alarms (README, "NLU")."""
+    low_confidence_threshold: float = 0.7
+    """Incoming messages understood with less confidence go to the dashboard's queue of
+    messages to annotate (with the fallback intent and those the NLU server never saw)."""
     nlu_host: str = "127.0.0.1"
     nlu_port: int = 5005
     nlu_model_dir: Path = PROJECT_ROOT / "models"
@@ -218,6 +221,9 @@ class Settings:
                 env, "CRISIS_CONFIDENCE_FLOOR", defaults.crisis_confidence_floor, _fraction
             ),
             risk_family_floor=_get(env, "RISK_FAMILY_FLOOR", defaults.risk_family_floor, _fraction),
+            low_confidence_threshold=_get(
+                env, "LOW_CONFIDENCE_THRESHOLD", defaults.low_confidence_threshold, _fraction
+            ),
             nlu_host=_get(env, "NLU_HOST", defaults.nlu_host, _nonempty),
             nlu_port=_get(env, "NLU_PORT", defaults.nlu_port, _port),
             nlu_model_dir=Path(env.get("NLU_MODEL_DIR", str(defaults.nlu_model_dir))),

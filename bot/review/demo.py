@@ -17,8 +17,10 @@ from typing import Any
 from sqlalchemy import func, insert, select
 
 from bot.nlu.intents import FALLBACK_INTENT
+from bot.nlu.understanding import Understanding
+from bot.safety.risk import assess, record_signals
 from bot.storage.database import Database
-from bot.storage.models import Message, User
+from bot.storage.models import Base, User
 
 DEMO_MODEL = "nlu-demo.tar.gz"
 CAMPAIGNS = ("school_talk", "youtube_ad", "forum_post")
@@ -74,6 +76,8 @@ def _conversation(
     roll = rng.random()
     if roll < 0.03:
         script = ["greet", rng.choice(("crisis_self_harm", "crisis_violence"))]
+    elif roll < 0.05:
+        script = ["interest_joining", "button", "interest_joining", "interest_joining"]
     elif roll < 0.25:
         script = [rng.choice(_RISK), "button", rng.choice((*_RISK, "sympathy_general"))]
     elif roll < 0.35:
@@ -86,6 +90,7 @@ def _conversation(
     messages: list[dict[str, Any]] = []
     flags = {"crisis_flag": False, "risk_flag": False, "human_requested": False}
     last_sent: list[str] = []
+    signals: dict[str, int] = {}
     for step in script:
         now += timedelta(seconds=rng.randint(20, 600))
         base = {"user_id": user_id, "created_at": now, "is_test": False, "entities": []}
@@ -110,6 +115,7 @@ def _conversation(
             reply_kind, content = "counter_message", last_sent
         else:
             text, confidence = rng.choice(PHRASES[step])
+            signals = record_signals(signals, Understanding(text, step, confidence))
             flag = (
                 ["crisis"]
                 if step.startswith("crisis")
@@ -161,7 +167,17 @@ def _conversation(
                 "flags": [],
             }
         )
-    return messages, {**flags, "last_seen_at": now}
+    assessment = assess(signals, in_crisis=flags["crisis_flag"])
+    return messages, {
+        **flags,
+        "last_seen_at": now,
+        "in_crisis": flags["crisis_flag"],
+        "risk_signals": signals,
+        "risk_level": assessment.level,
+        "risk_reasons": list(assessment.reasons),
+        "handling": "waiting" if flags["human_requested"] else "bot",
+        "muted": False,
+    }
 
 
 async def seed_demo(
@@ -209,8 +225,9 @@ async def seed_demo(
             message_rows.extend(messages)
             next_id += 1
         async with database.session() as session, session.begin():
-            await session.execute(insert(User), user_rows)
-            await session.execute(insert(Message), message_rows)
+            # Core executemany: one round trip per batch (the ORM's bulk path is per row here).
+            await session.execute(insert(Base.metadata.tables["users"]), user_rows)
+            await session.execute(insert(Base.metadata.tables["messages"]), message_rows)
         written += len(message_rows)
     if database.dialect == "postgresql":
         async with database.engine.connect() as connection:

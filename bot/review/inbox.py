@@ -217,13 +217,12 @@ def decode_cursor(cursor: str) -> list[Any]:
     return values
 
 
-async def inbox_page(
-    database: Database,
+def inbox_query(
     where: InboxFilter = InboxFilter(),  # frozen, so a shared default is safe
     cursor: str | None = None,
     page_size: int = PAGE_SIZE,
-) -> InboxPage:
-    """One page of conversations matching `where`, after the row `cursor` points at."""
+) -> Select[Any]:
+    """The SELECT of one inbox page (one row more than `page_size`, to know if more follow)."""
     key = _sort_key()
     statement = select(
         *key,
@@ -245,7 +244,18 @@ async def inbox_page(
         statement = statement.where(
             tuple_(*key) < tuple_(*(literal(v, c.type) for v, c in zip(after, key, strict=True)))
         )
-    statement = statement.order_by(*(k.desc() for k in key)).limit(page_size + 1)
+    return statement.order_by(*(k.desc() for k in key)).limit(page_size + 1)
+
+
+async def inbox_page(
+    database: Database,
+    where: InboxFilter = InboxFilter(),  # frozen, so a shared default is safe
+    cursor: str | None = None,
+    page_size: int = PAGE_SIZE,
+) -> InboxPage:
+    """One page of conversations matching `where`, after the row `cursor` points at."""
+    key = _sort_key()
+    statement = inbox_query(where, cursor, page_size)
     async with database.session() as session:
         found = (await session.execute(statement)).all()
         more = len(found) > page_size
