@@ -195,6 +195,60 @@ def cmd_content_check(_: argparse.Namespace) -> int:
     return main(Settings.from_env().content_dir)
 
 
+def cmd_content_import(args: argparse.Namespace) -> int:
+    """Load the YAML folder into the database (idempotent; statuses as in the YAML)."""
+    from pathlib import Path
+
+    from bot.content.documents import read_items
+    from bot.storage.content_store import IMPORT_ACTOR, ContentStore
+    from bot.storage.database import Database
+
+    settings = _settings()
+    directory = Path(args.directory) if args.directory else settings.content_dir
+    records = read_items(directory)  # raises ContentError, listing every problem
+
+    async def main() -> str:
+        database = Database(settings.database_url)
+        await database.start()
+        try:
+            summary = await ContentStore(database).import_records(records)
+        finally:
+            await database.close()
+        return (
+            f"imported {directory} as {IMPORT_ACTOR}: {summary.created} new, "
+            f"{summary.changed} changed, {summary.unchanged} unchanged"
+        )
+
+    print(asyncio.run(main()))
+    return 0
+
+
+def cmd_content_export(args: argparse.Namespace) -> int:
+    """Write the database's library to the YAML folder, for review in git."""
+    from pathlib import Path
+
+    from bot.content.documents import write_items
+    from bot.storage.content_store import ContentStore
+    from bot.storage.database import Database
+
+    settings = _settings()
+    directory = Path(args.directory) if args.directory else settings.content_dir
+
+    async def main() -> int:
+        database = Database(settings.database_url)
+        await database.start()
+        try:
+            records = await ContentStore(database).export_records()
+        finally:
+            await database.close()
+        write_items(directory, records)
+        return len(records)
+
+    count = asyncio.run(main())
+    print(f"exported {count} items to {directory}")
+    return 0
+
+
 def cmd_db_upgrade(_: argparse.Namespace) -> int:
     from bot.storage.database import Database
 
@@ -295,6 +349,16 @@ def build_parser() -> argparse.ArgumentParser:
     content.add_parser(
         "check", help="validate responses/ and report problems with file and line"
     ).set_defaults(func=cmd_content_check)
+    content_import = content.add_parser(
+        "import", help="load responses/ into the database (idempotent; keeps YAML statuses)"
+    )
+    content_import.add_argument("directory", nargs="?", help="default: CONTENT_DIR")
+    content_import.set_defaults(func=cmd_content_import)
+    content_export = content.add_parser(
+        "export", help="write the database's library to responses/ for review in git"
+    )
+    content_export.add_argument("directory", nargs="?", help="default: CONTENT_DIR")
+    content_export.set_defaults(func=cmd_content_export)
     db = commands.add_parser("db", help="the database").add_subparsers(
         dest="db_command", required=True, metavar="DB_COMMAND"
     )

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.content.provider import LibraryProvider
+from bot.content.database_provider import LibrarySource
 from bot.escalation.service import Escalation
 from bot.nlu.client import NLUClient
 from bot.nlu.understanding import Understanding
@@ -79,7 +79,7 @@ class Conversation:
         settings: Settings,
         store: Store,
         nlu: NLUClient,
-        library: LibraryProvider,
+        library: LibrarySource,
         escalation: Escalation | None = None,
     ) -> None:
         self.settings = settings

@@ -13,12 +13,14 @@ import secrets
 from pathlib import Path
 from types import TracebackType
 
-from bot.content.provider import LibraryProvider
+from bot.content.database_provider import DatabaseLibraryProvider
+from bot.content.documents import read_items
 from bot.conversation import Conversation
 from bot.nlu.client import NLUClient
 from bot.nlu.server import LocalNLUServer, latest_model
 from bot.nlu.supervisor import NLUSupervisor
 from bot.settings import Settings
+from bot.storage.content_store import ContentStore
 from bot.storage.database import Database
 from bot.storage.store import Store
 
@@ -81,6 +83,28 @@ def nlu_client_for(settings: Settings, urls: list[str], token: str) -> NLUClient
     )
 
 
+async def open_library(
+    content: ContentStore, settings: Settings, stack: contextlib.AsyncExitStack
+) -> DatabaseLibraryProvider:
+    """The live library from the database, importing `CONTENT_DIR` first if it has none.
+
+    A new version of the code may need a reply text the database does not have yet (a new
+    required key in `bot.content.loader.REQUIRED_REPLIES`): those come from `CONTENT_DIR`
+    too, and nothing else that is already in the database is touched.
+    """
+    if await content.is_empty():
+        if await content.import_if_empty(read_items(settings.content_dir)):
+            log.info("content library imported from %s into the database", settings.content_dir)
+    else:
+        added = await content.import_missing_replies(read_items(settings.content_dir))
+        if added:
+            log.info("replies the code needs imported from %s: %s", settings.content_dir, added)
+    library = DatabaseLibraryProvider(content, settings.content_refresh_seconds)
+    await library.start()
+    stack.push_async_callback(library.close)
+    return library
+
+
 class Services:
     """Database, content library, NLU client and the conversation built on them."""
 
@@ -94,7 +118,8 @@ class Services:
             await self.database.start()
             self._stack.push_async_callback(self.database.close)
             self.store = Store(self.database)
-            self.library = LibraryProvider(self.settings.content_dir)
+            self.content = ContentStore(self.database)
+            self.library = await open_library(self.content, self.settings, self._stack)
             self.nlu = await open_nlu(self.settings, self._stack)
         except BaseException:
             await self._stack.aclose()

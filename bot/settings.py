@@ -75,6 +75,9 @@ class Settings:
     nlu_python: Path = PROJECT_ROOT / ".venv-nlu" / "bin" / "python"
     nlu_startup_timeout_seconds: float = 120.0
     content_dir: Path = PROJECT_ROOT / "responses"
+    """The YAML folder that `content import`/`export` read and write; imported on first start."""
+    content_refresh_seconds: float = 1.0
+    """How often the running bot checks the database for an approved content change."""
     data_dir: Path = PROJECT_ROOT / "data"
     max_message_chars: int = 4000
     concurrent_updates: int = 64
@@ -236,6 +239,9 @@ class Settings:
                 _positive_float,
             ),
             content_dir=Path(env.get("CONTENT_DIR", str(defaults.content_dir))),
+            content_refresh_seconds=_get(
+                env, "CONTENT_REFRESH_SECONDS", defaults.content_refresh_seconds, _positive_float
+            ),
             data_dir=data_dir,
             max_message_chars=_get(
                 env, "MAX_MESSAGE_CHARS", defaults.max_message_chars, _positive_int

@@ -23,14 +23,15 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from bot.content.provider import LibraryProvider
+from bot.content.database_provider import DatabaseLibraryProvider
 from bot.conversation import Conversation
 from bot.escalation.service import Escalation
 from bot.nlu.client import NLUClient
 from bot.nlu.server import LocalNLUServer, latest_model
 from bot.run import serve_webhook
-from bot.services import Services, nlu_client_for
+from bot.services import Services, nlu_client_for, open_library
 from bot.settings import PROJECT_ROOT, Settings
+from bot.storage.content_store import ContentStore
 from bot.storage.database import Database
 from bot.storage.pseudonym import pseudonymise
 from bot.storage.store import Store
@@ -155,8 +156,9 @@ class RunningBot:
     emulator: BotAPIEmulator
     store: Store
     settings: Settings
-    library: LibraryProvider
+    library: DatabaseLibraryProvider
     nlu: NLUClient
+    content: ContentStore
     _ids: Iterator[int]
     conversation: Conversation
 
@@ -197,6 +199,7 @@ async def running_bot(
                 "nlu_auth_token": nlu_server.token,
                 "nlu_timeout_seconds": 10.0,
                 "nlu_cache_size": 0,
+                "content_refresh_seconds": 0.2,
                 **changes,
             },
         )
@@ -205,7 +208,10 @@ async def running_bot(
         database = Database(url)
         await database.start()
         store = Store(database)
-        library = LibraryProvider(settings.content_dir, check_interval=0.2)
+        content = ContentStore(database)
+        # The library comes from the database, imported from responses/ as on a first start.
+        stack = contextlib.AsyncExitStack()
+        library = await open_library(content, settings, stack)
         conversation = Conversation(settings, store, nlu, library)
         application = build_application(settings, FrontEnd(conversation, settings.pseudonym_secret))
         stop = asyncio.Event()
@@ -222,6 +228,7 @@ async def running_bot(
                 settings,
                 library,
                 nlu,
+                content,
                 itertools.count(10_000),
                 conversation,
             )
@@ -232,6 +239,7 @@ async def running_bot(
             await conversation.escalation.drain()
             stop.set()
             await asyncio.wait_for(polling, timeout=30)
+            await stack.aclose()
             await database.close()
             await nlu.close()
 

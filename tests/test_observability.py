@@ -21,7 +21,8 @@ from sentry_sdk.envelope import Envelope
 from sentry_sdk.transport import Transport
 from sqlalchemy import text
 
-from bot.content.provider import LibraryProvider
+from bot.content.database_provider import StaticLibrary
+from bot.content.loader import load_library
 from bot.conversation import Conversation, TextIn
 from bot.listener.app import build_listener_app
 from bot.listener.health import Dependencies
@@ -144,7 +145,7 @@ async def test_readyz_says_which_dependency_is_missing(tmp_path: Path) -> None:
     never_started = Database(f"sqlite+aiosqlite:///{tmp_path / 'absent.db'}")
     async with NLUClient(f"http://127.0.0.1:{free_port()}", None, timeout_seconds=1) as dead:
         app = build_listener_app(
-            Dependencies(never_started, dead, LibraryProvider(settings.content_dir))
+            Dependencies(never_started, dead, StaticLibrary(load_library(settings.content_dir)))
         )
         runner = aiohttp.web.AppRunner(app)
         await runner.setup()
@@ -164,7 +165,7 @@ async def test_readyz_says_which_dependency_is_missing(tmp_path: Path) -> None:
 
 async def test_nlu_and_database_errors_are_counted(tmp_path: Path, store: Store) -> None:
     settings = make_settings(tmp_path)
-    library = LibraryProvider(settings.content_dir)
+    library = StaticLibrary(load_library(settings.content_dir))
     async with NLUClient(f"http://127.0.0.1:{free_port()}", None, timeout_seconds=1) as dead:
         conversation = Conversation(settings, store, dead, library)
         nlu_before = sample("defector_voices_nlu_errors_total")

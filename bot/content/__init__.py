@@ -1,7 +1,10 @@
 """The content library: testimonies, facts, help resources and the bot's own words.
 
-Content lives in `responses/*.yml`; `load_library` reads it into a `Library` and
-`check_library` reports every problem with file and line.
+The running bot reads the library from the database (`database_provider`, with the workflow
+in `bot.storage.content_store`); `responses/*.yml` is its import/export format
+(`documents`). `load_library` reads a folder into a `Library` and `check_library` reports
+every problem with file and line; the same rules check every database revision
+(`validation`).
 """
 
 from bot.content.loader import (

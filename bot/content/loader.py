@@ -156,6 +156,9 @@ class CheckReport:
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     library: Library = field(default_factory=Library)
+    error_problems: list[Problem] = field(default_factory=list)
+    """The same errors, with the item and field each belongs to."""
+    warning_problems: list[Problem] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -173,6 +176,35 @@ def load_library(directory: Path) -> Library:
 def check_library(directory: Path, today: date | None = None) -> CheckReport:
     """Read and validate the library; errors block loading, warnings are for the content team."""
     return _Reader(directory, today or date.today()).read()
+
+
+def check_documents(
+    documents: Mapping[str, object], today: date | None = None, origin: str = "database"
+) -> CheckReport:
+    """Validate the library given as data, by file name, with the same rules as the files.
+
+    `documents` maps each of `FILES` to what `yaml.safe_load` would return for it (the
+    database-backed library builds them from its items). Problems name `origin/<file>` and
+    carry the item and field, without line numbers.
+    """
+    return _Reader(Path(origin), today or date.today(), documents).read()
+
+
+def _with_lines(value: object) -> object:
+    """Plain dicts and lists as the loader's line-aware ones (every line 0, i.e. unknown)."""
+    if isinstance(value, dict):
+        mapping = _Mapping(0)
+        for key, item in value.items():
+            mapping[key] = _with_lines(item)
+            mapping.key_lines[key] = 0
+        return mapping
+    if isinstance(value, list):
+        sequence = _Sequence(0, [0] * len(value))
+        sequence.extend(_with_lines(item) for item in value)
+        return sequence
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
 
 
 # --- YAML with line numbers ---------------------------------------------------------------
@@ -235,19 +267,84 @@ _LineLoader.add_constructor("tag:yaml.org,2002:seq", _construct_sequence)
 _LineLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp_as_text)
 
 
+def parse_yaml(text: str) -> Any:
+    """YAML as the loader reads it: mappings and lists that know their lines, dates as text.
+
+    Raises `yaml.YAMLError`; for content files use `check_library`, which reports it nicely.
+    """
+    loader = _LineLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
+def lines_of(value: object) -> tuple[int, list[int], dict[Any, int]]:
+    """The line of a value from `parse_yaml`, its list items' lines and its keys' lines."""
+    if isinstance(value, _Mapping):
+        return value.line, [], dict(value.key_lines)
+    if isinstance(value, _Sequence):
+        return value.line, list(value.item_lines), {}
+    return 0, [], {}
+
+
 # --- Reading -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem, with the item and field it belongs to when there is one.
+
+    `str(problem)` is the `path:line: message` line the command line prints; the editor
+    uses `item` and `field` (e.g. "source.title") to show the message next to the field.
+    """
+
+    path: Path
+    line: int | None
+    message: str
+    item: str | None = None
+    field: str | None = None
+
+    def __str__(self) -> str:
+        return f"{_where(self.path, self.line)}{self.message}"
 
 
 @dataclass
 class _Problems:
-    errors: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    with_lines: bool = True
+    """False for content that does not come from a file (the database): no line numbers."""
+    found_errors: list[Problem] = field(default_factory=list)
+    found_warnings: list[Problem] = field(default_factory=list)
 
-    def error(self, path: Path, line: int | None, message: str) -> None:
-        self.errors.append(f"{_where(path, line)}{message}")
+    @property
+    def errors(self) -> list[str]:
+        return [str(p) for p in self.found_errors]
 
-    def warning(self, path: Path, line: int | None, message: str) -> None:
-        self.warnings.append(f"{_where(path, line)}{message}")
+    @property
+    def warnings(self) -> list[str]:
+        return [str(p) for p in self.found_warnings]
+
+    def error(
+        self,
+        path: Path,
+        line: int | None,
+        message: str,
+        item: str | None = None,
+        field: str | None = None,
+    ) -> None:
+        line = line if self.with_lines else None
+        self.found_errors.append(Problem(path, line, message, item, field))
+
+    def warning(
+        self,
+        path: Path,
+        line: int | None,
+        message: str,
+        item: str | None = None,
+        field: str | None = None,
+    ) -> None:
+        line = line if self.with_lines else None
+        self.found_warnings.append(Problem(path, line, message, item, field))
 
 
 def _where(path: Path, line: int | None) -> str:
@@ -264,6 +361,9 @@ class _Fields:
         item: _Mapping,
         what: str,
         anchor_line: int | None = None,
+        *,
+        item_key: str | None = None,
+        field_prefix: str = "",
     ) -> None:
         self.problems = problems
         self.path = path
@@ -272,6 +372,8 @@ class _Fields:
         """Where problems of the whole item (e.g. a missing field) are reported."""
         raw_id = item.get("id")
         self.label = f"{what} '{raw_id}'" if isinstance(raw_id, str) else what
+        self.item_key = item_key if item_key is not None else _text_or_none(raw_id)
+        self.field_prefix = field_prefix
         self.valid = True
 
     def line(self, key: str | None = None) -> int:
@@ -281,10 +383,23 @@ class _Fields:
 
     def error(self, key: str | None, message: str, line: int | None = None) -> None:
         self.valid = False
-        self.problems.error(self.path, line or self.line(key), f"{self.label}: {message}")
+        self.problems.error(
+            self.path,
+            line or self.line(key),
+            f"{self.label}: {message}",
+            self.item_key,
+            self._field(key),
+        )
 
     def warning(self, key: str | None, message: str) -> None:
-        self.problems.warning(self.path, self.line(key), f"{self.label}: {message}")
+        self.problems.warning(
+            self.path, self.line(key), f"{self.label}: {message}", self.item_key, self._field(key)
+        )
+
+    def _field(self, key: str | None) -> str | None:
+        if key is None:
+            return self.field_prefix.rstrip(".") or None
+        return f"{self.field_prefix}{key}"
 
     def text(self, key: str, *, required: bool = True) -> str | None:
         value = self.item.get(key)
@@ -385,7 +500,13 @@ class _Fields:
             self.error("source", "'source' must be a mapping with title, publisher, date, url")
             return None
         fields = _Fields(
-            self.problems, self.path, value, f"{self.label} source", self.line("source")
+            self.problems,
+            self.path,
+            value,
+            f"{self.label} source",
+            self.line("source"),
+            item_key=self.item_key,
+            field_prefix="source.",
         )
         title = fields.text("title")
         publisher = fields.text("publisher")
@@ -432,6 +553,10 @@ class _Fields:
                 self.error(key, f"unknown field '{key}' (expected: {', '.join(sorted(known))})")
 
 
+def _text_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
 def _kind_of(value: object) -> str:
     if isinstance(value, bool):
         return "yes/no"
@@ -445,15 +570,23 @@ def _kind_of(value: object) -> str:
 
 
 class _Reader:
-    def __init__(self, directory: Path, today: date) -> None:
+    """Validates the four documents; from files (with lines) or given as data (without)."""
+
+    def __init__(
+        self, directory: Path, today: date, documents: Mapping[str, object] | None = None
+    ) -> None:
         self.directory = directory
         self.today = today
-        self.problems = _Problems()
+        self.given = documents
+        self.problems = _Problems(with_lines=documents is None)
         self.ids: dict[str, tuple[Path, int]] = {}
 
     def read(self) -> CheckReport:
-        documents = {name: self._document(name) for name in FILES}
-        self._unexpected_files()
+        if self.given is None:
+            documents = {name: self._document(name) for name in FILES}
+            self._unexpected_files()
+        else:
+            documents = {name: self._given_document(name) for name in FILES}
         countries = self._countries(documents[RESOURCES_FILE])
         library = Library(
             testimonies=self._testimonies(documents[TESTIMONIES_FILE]),
@@ -463,7 +596,13 @@ class _Reader:
             countries=countries,
         )
         self._coverage(library)
-        return CheckReport(self.problems.errors, self.problems.warnings, library)
+        return CheckReport(
+            self.problems.errors,
+            self.problems.warnings,
+            library,
+            self.problems.found_errors,
+            self.problems.found_warnings,
+        )
 
     # --- files ---
 
@@ -511,6 +650,15 @@ class _Reader:
                 self.problems.error(
                     path, data.key_lines.get(key, 1), f"unknown top-level key '{key}'"
                 )
+        return data
+
+    def _given_document(self, name: str) -> _Mapping | None:
+        """A document handed in as plain data, wrapped as if read from a file without lines."""
+        assert self.given is not None
+        data = _with_lines(self.given.get(name, {}))
+        if not isinstance(data, _Mapping):
+            self.problems.error(self._path(name), None, "expected a mapping")
+            return None
         return data
 
     def _unexpected_files(self) -> None:
@@ -650,6 +798,7 @@ class _Reader:
         for item in self._items(document, RESOURCES_FILE, "countries"):
             fields = _Fields(self.problems, path, item, "country")
             fields.label = f"country '{item.get('code')}'"
+            fields.item_key = _text_or_none(item.get("code"))
             code = fields.text("code")
             if code is not None and not _COUNTRY_CODE.match(code):
                 fields.error("code", f"code '{code}' must be an ISO 3166-1 alpha-2 code like 'DE'")
@@ -754,76 +903,119 @@ class _Reader:
         for key, value in replies.items():
             line = replies.key_lines.get(key, replies.line)
             if not isinstance(key, str):
-                self.problems.error(path, line, f"reply key {key!r} must be text")
+                self._reply_problem("error", path, line, key, f"reply key {key!r} must be text")
                 continue
             if not isinstance(value, str) or not value.strip():
                 what = "empty" if value is None or value == "" else _kind_of(value)
-                self.problems.error(
-                    path, line, f"reply '{key}' must be text, not {what}; put it in quotes"
+                self._reply_problem(
+                    "error",
+                    path,
+                    line,
+                    key,
+                    f"reply '{key}' must be text, not {what}; put it in quotes",
                 )
                 continue
             if self._reply_ok(path, line, key, value):
                 found[key] = value.strip()
         for key in REQUIRED_REPLIES:
             if key not in replies:
-                self.problems.error(path, replies.line, f"missing required reply '{key}'")
+                self.problems.error(
+                    path, replies.line, f"missing required reply '{key}'", key, "text"
+                )
         return found
 
     def _reply_ok(self, path: Path, line: int, key: str, text: str) -> bool:
         allowed = REQUIRED_REPLIES.get(key)
         if allowed is None:
-            self.problems.warning(path, line, f"reply '{key}' is not used by the code")
+            self._reply_problem(
+                "warning", path, line, key, f"reply '{key}' is not used by the code"
+            )
         if len(text) > LONG_REPLY_CHARS:
-            self.problems.warning(
-                path, line, f"reply '{key}' is {len(text)} characters; keep messages short"
+            self._reply_problem(
+                "warning",
+                path,
+                line,
+                key,
+                f"reply '{key}' is {len(text)} characters; keep messages short",
             )
         if key.startswith("command_") and len(text.strip()) > COMMAND_DESCRIPTION_CHARS:
-            self.problems.error(
-                path, line, f"reply '{key}' is longer than {COMMAND_DESCRIPTION_CHARS} characters"
+            self._reply_problem(
+                "error",
+                path,
+                line,
+                key,
+                f"reply '{key}' is longer than {COMMAND_DESCRIPTION_CHARS} characters",
             )
             return False
         try:
             fields = [f for _, f, _, _ in string.Formatter().parse(text) if f is not None]
         except ValueError as exc:
-            self.problems.error(
-                path, line, f"reply '{key}' has a broken placeholder ({exc}); use {{name}}"
+            self._reply_problem(
+                "error",
+                path,
+                line,
+                key,
+                f"reply '{key}' has a broken placeholder ({exc}); use {{name}}",
             )
             return False
         ok = True
         if allowed is not None and not allowed and not fields and ("{" in text or "}" in text):
             # `Library.reply` does not format a text without placeholders: {{ would show as is.
-            self.problems.error(
-                path, line, f"reply '{key}' takes no placeholders and must not contain {{ or }}"
+            self._reply_problem(
+                "error",
+                path,
+                line,
+                key,
+                f"reply '{key}' takes no placeholders and must not contain {{ or }}",
             )
             return False
         for name in fields:
             if not name.isidentifier():
-                self.problems.error(
-                    path, line, f"reply '{key}' has placeholder {{{name}}}; use a plain {{name}}"
+                self._reply_problem(
+                    "error",
+                    path,
+                    line,
+                    key,
+                    f"reply '{key}' has placeholder {{{name}}}; use a plain {{name}}",
                 )
                 ok = False
             elif allowed is not None and name not in allowed:
                 expected = ", ".join(f"{{{a}}}" for a in sorted(allowed)) or "none"
-                self.problems.error(
+                self._reply_problem(
+                    "error",
                     path,
                     line,
+                    key,
                     f"reply '{key}' has unknown placeholder {{{name}}} (allowed: {expected})",
                 )
                 ok = False
         for name in sorted(_ESSENTIAL_PLACEHOLDERS.get(key, _NONE) - set(fields)):
-            self.problems.error(path, line, f"reply '{key}' must contain {{{name}}}")
+            self._reply_problem("error", path, line, key, f"reply '{key}' must contain {{{name}}}")
             ok = False
         if key in ("testimony_quote", "testimony_paraphrase") and "{text}" in text:
             quoted = _wrapped_in_quotes(text, "{text}")
             if key == "testimony_quote" and not quoted:
-                self.problems.error(path, line, "reply 'testimony_quote' must put {text} in quotes")
+                self._reply_problem(
+                    "error", path, line, key, "reply 'testimony_quote' must put {text} in quotes"
+                )
                 ok = False
             if key == "testimony_paraphrase" and quoted:
-                self.problems.error(
-                    path, line, "reply 'testimony_paraphrase' must not put {text} in quotes"
+                self._reply_problem(
+                    "error",
+                    path,
+                    line,
+                    key,
+                    "reply 'testimony_paraphrase' must not put {text} in quotes",
                 )
                 ok = False
         return ok
+
+    def _reply_problem(self, level: str, path: Path, line: int, key: object, message: str) -> None:
+        item = key if isinstance(key, str) else None
+        if level == "error":
+            self.problems.error(path, line, message, item, "text")
+        else:
+            self.problems.warning(path, line, message, item, "text")
 
     # --- coverage ---
 

@@ -20,7 +20,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from markupsafe import Markup, escape
 
-from bot.content.provider import LibraryProvider
+from bot.content.database_provider import LibrarySource
 from bot.conversation import Conversation
 from bot.dashboard.accounts import Accounts
 from bot.dashboard.security import (
@@ -51,8 +51,10 @@ class DashboardServices(Protocol):
 
     database: Database
     store: Store
-    library: LibraryProvider
     conversation: Conversation
+
+    @property
+    def library(self) -> LibrarySource: ...
 
 
 @dataclass(frozen=True, order=True)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
-from bot.content.provider import LibraryProvider
+from bot.content.database_provider import LibrarySource
 from bot.escalation.contact import ContactSealer, ContactUnreadable
 from bot.policy.compose import Reply, ReplyContext, compose
 from bot.policy.decision import (
@@ -75,7 +75,7 @@ class Escalation:
         self,
         settings: Settings,
         store: Store,
-        library: LibraryProvider,
+        library: LibrarySource,
         context: ReplyContext,
         messenger: Messenger | None = None,
     ) -> None:

@@ -18,7 +18,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from sqlalchemy import text
 
-from bot.content.provider import LibraryProvider
+from bot.content.database_provider import LibrarySource
 from bot.nlu.client import NLUClient
 from bot.observability import metrics
 from bot.storage.database import Database
@@ -36,7 +36,7 @@ class Dependencies:
 
     database: Database
     nlu: NLUClient
-    library: LibraryProvider
+    library: LibrarySource
 
 
 async def healthz(_: web.Request) -> web.Response:
@@ -52,7 +52,7 @@ async def _check_nlu(nlu: NLUClient) -> None:
     await nlu.status()
 
 
-async def _check_content(library: LibraryProvider) -> None:
+async def _check_content(library: LibrarySource) -> None:
     library.current()
 
 

@@ -1,6 +1,6 @@
 """Turning a reply plan into words and buttons from the content library.
 
-Every sentence the bot sends comes from `responses/`, so the content team can review and
+Every sentence the bot sends comes from the content library, so the content team can review and
 change the tone without touching code; this module only chooses and lays out.
 """
 

@@ -26,13 +26,15 @@ from aiohttp import CookieJar, web
 from aiohttp.test_utils import TestClient, TestServer
 from playwright.async_api import Browser, Page, async_playwright
 
-from bot.content.provider import LibraryProvider
+from bot.content.database_provider import DatabaseLibraryProvider
 from bot.conversation import Conversation
 from bot.dashboard import create_dashboard
 from bot.dashboard.accounts import AccountInfo, Accounts
 from bot.dashboard.serve import serving_dashboard
 from bot.nlu.client import NLUClient
+from bot.services import open_library
 from bot.settings import Settings
+from bot.storage.content_store import ContentStore
 from bot.storage.database import Database
 from bot.storage.store import Store
 from tests.conftest import BACKENDS, database_url_for, free_port, make_settings
@@ -48,7 +50,7 @@ class DashboardParts:
 
     database: Database
     store: Store
-    library: LibraryProvider
+    library: DatabaseLibraryProvider
     conversation: Conversation
 
 
@@ -122,11 +124,14 @@ async def dashboard_parts(
         database = Database(url)
         await database.start()
         store = Store(database)
-        library = LibraryProvider(settings.content_dir)
+        stack = contextlib.AsyncExitStack()
+        # The library from the database, imported from responses/ as on a first start.
+        library = await open_library(ContentStore(database), settings, stack)
         conversation = Conversation(settings, store, nlu_client, library)
         try:
             yield settings, DashboardParts(database, store, library, conversation)
         finally:
+            await stack.aclose()
             await database.close()
 
 
