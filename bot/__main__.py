@@ -40,10 +40,12 @@ def cmd_run(_: argparse.Namespace) -> int:
 
 
 def cmd_dashboard(_: argparse.Namespace) -> int:
+    from bot.observability.sentry import init_sentry
     from bot.run import run_dashboard
 
     settings = _settings()
-    _setup_logging(settings.log_level)
+    _setup_logging(settings.log_level, settings.log_format)
+    init_sentry(settings.sentry_dsn)
     return asyncio.run(run_dashboard(settings))
 
 
