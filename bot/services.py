@@ -114,7 +114,7 @@ class Services:
 
     async def __aenter__(self) -> Services:
         try:
-            self.database = Database(self.settings.database_url)
+            self.database = Database(self.settings.database_url, self.settings.database_durability)
             await self.database.start()
             self._stack.push_async_callback(self.database.close)
             self.store = Store(self.database)

@@ -37,6 +37,9 @@ class Settings:
     telegram_api_base_url: str = "https://api.telegram.org/bot"
     operator_name: str = "the Defector Voices team"
     database_url: str = f"sqlite+aiosqlite:///{PROJECT_ROOT / 'data' / 'defector_voices.db'}"
+    database_durability: str = "full"
+    """"full": a commit is on disk when it returns; "fast": in the OS's hands (see
+    `bot.storage.database.DURABILITY`)."""
     pseudonym_secret: str = field(default="", repr=False)
     retention_days: int = 90
     retention_check_seconds: int = 3600
@@ -189,6 +192,9 @@ class Settings:
                 "DATABASE_URL",
                 f"sqlite+aiosqlite:///{data_dir / 'defector_voices.db'}",
                 _database_url,
+            ),
+            database_durability=_get(
+                env, "DATABASE_DURABILITY", defaults.database_durability, _durability
             ),
             pseudonym_secret=env.get("PSEUDONYM_SECRET") or "",
             retention_days=_get(env, "RETENTION_DAYS", defaults.retention_days, _positive_int),
@@ -533,6 +539,13 @@ def _bool(raw: str) -> bool:
     if value in {"0", "false", "no", "off"}:
         return False
     raise ValueError("must be true or false")
+
+
+def _durability(raw: str) -> str:
+    value = raw.lower()
+    if value not in {"full", "fast"}:
+        raise ValueError("must be full or fast")
+    return value
 
 
 def _log_level(raw: str) -> str:

@@ -1,0 +1,214 @@
+"""`python -m bench`: the NLU server alone, then the bot under load, then the report.
+
+    python -m bench              # the full run (about 10 minutes; README table updated)
+    python -m bench --quick      # a short run to check that everything works (about 2 minutes)
+    python -m bench --nlu-only   # `make bench-nlu`: the NLU server alone
+
+The NLU servers are real Rasa servers started here (the model `NLU_MODEL`, else the newest
+in models/); the bot is `python -m bot run` in its own process, given them by `NLU_URL`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import secrets
+import shutil
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+from bench import nlu_load, report
+from bench.bot_load import Scenario, run_scenario
+from bench.corpus import load_corpus
+from bench.stats import progress_done
+from bot.nlu.server import LocalNLUServer, latest_model
+from bot.settings import PROJECT_ROOT
+
+ADMIN_URL = os.environ.get(
+    "BENCH_DATABASE_URL",
+    os.environ.get("TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"),
+)
+IDLE_LOAD = 0.5  # a load average above this at the start marks the figures as polluted
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.asynccontextmanager
+async def database(backend: str, directory: Path) -> AsyncIterator[str]:
+    """A fresh, empty database for one run: a new SQLite file or a new PostgreSQL database."""
+    if backend == "sqlite":
+        yield f"sqlite+aiosqlite:///{directory / 'bench.db'}"
+        return
+    admin_url = make_url(ADMIN_URL)
+    name = f"defector_voices_bench_{secrets.token_hex(4)}"
+    admin = create_async_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    try:
+        async with admin.connect() as connection:
+            await connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        yield admin_url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        async with admin.connect() as connection:
+            await connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.dispose()
+
+
+def plan(args: argparse.Namespace, servers: int) -> list[dict[str, Any]]:
+    """The bot runs to make: backend, durability, NLU servers, cache, load."""
+
+    def run(backend: str, durability: str, mode: str, nlu: int = 1, cache: int = 0) -> Any:
+        return {
+            "backend": backend,
+            "durability": durability,
+            "servers": nlu,
+            "cache": cache,
+            "mode": mode,
+        }
+
+    if args.quick:
+        return [run("sqlite", "full", "rate"), run("sqlite", "fast", "max")]
+    runs: list[dict[str, Any]] = []
+    for backend in args.backends:
+        runs += [run(backend, "full", "rate"), run(backend, "full", "max")]
+    for backend in args.backends:
+        runs.append(run(backend, "fast", "rate"))
+    runs.append(run("sqlite", "fast", "max"))
+    if servers > 1:
+        # Past one NLU server, with the database out of the way ("fast").
+        runs.append(run("sqlite", "fast", "max", nlu=servers))
+        runs.append(run("sqlite", "fast", "rate", nlu=servers))
+        runs.append(run("sqlite", "fast", "max", nlu=servers, cache=1000))
+    return runs
+
+
+async def bench(args: argparse.Namespace) -> dict[str, Any]:
+    workdir = Path(tempfile.mkdtemp(prefix="defector-voices-bench-"))
+    model = Path(os.environ.get("NLU_MODEL") or latest_model(PROJECT_ROOT / "models"))
+    token = secrets.token_hex(16)
+    count = 1 if args.quick and not args.workers_given else args.workers
+    results: dict[str, Any] = {
+        "mode": "quick" if args.quick else ("nlu-only" if args.nlu_only else "full"),
+        "machine": report.machine(),
+        "model": model.name,
+        "nlu": [],
+        "bot": [],
+    }
+    results["polluted"] = results["machine"]["load_average_at_start"][0] > IDLE_LOAD
+    if results["polluted"]:
+        print(
+            f"warning: load average {results['machine']['load_average_at_start'][0]} at the "
+            "start; the figures will be polluted by other work (run on an idle machine)",
+            file=sys.stderr,
+        )
+    texts = load_corpus()
+    servers = [
+        LocalNLUServer(
+            python=PROJECT_ROOT / ".venv-nlu" / "bin" / "python",
+            model=model,
+            port=free_port(),
+            token=token,
+            log_path=workdir / f"nlu-server-{index + 1}.log",
+            startup_timeout=300,
+        )
+        for index in range(count)
+    ]
+    progress_done(f"starting {count} NLU server(s) with {model.name} ...")
+    started = time.monotonic()
+    async with contextlib.AsyncExitStack() as stack:
+        for server in servers:
+            stack.callback(server.stop)
+        await asyncio.gather(*(server.start() for server in servers))
+        progress_done(f"NLU server(s) ready in {time.monotonic() - started:.0f} s")
+        urls = [server.url for server in servers]
+        pids = [server.pid or 0 for server in servers]
+        seconds = 4.0 if args.quick else 10.0
+
+        progress_done("NLU server alone:")
+        results["nlu_sequential"] = await nlu_load.sequential(
+            urls[:1], token, texts, 50 if args.quick else 200
+        )
+        for clients in (1, 4, 16):
+            run = await nlu_load.throughput(urls[:1], token, texts, clients, seconds)
+            results["nlu"].append({"servers": 1, **run})
+        if len(urls) > 1:
+            run = await nlu_load.throughput(urls, token, texts, 16, seconds)
+            results["nlu"].append({"servers": len(urls), **run})
+        if args.nlu_only:
+            return results
+
+        progress_done("the bot:")
+        for index, item in enumerate(plan(args, len(urls))):
+            name = (
+                f"{item['backend']}-{item['durability']}/{item['servers']} nlu/"
+                f"{'cache' if item['cache'] else 'no cache'}/{item['mode']}"
+            )
+            rundir = workdir / f"run-{index + 1}"
+            rundir.mkdir()
+            async with database(item["backend"], rundir) as url:
+                scenario = Scenario(
+                    name=name,
+                    backend=item["backend"],
+                    durability=item["durability"],
+                    database_url=url,
+                    nlu_urls=urls[: item["servers"]],
+                    nlu_token=token,
+                    nlu_pids=pids[: item["servers"]],
+                    cache_size=item["cache"],
+                    mode=item["mode"],
+                    seconds=args.seconds,
+                    users=args.users,
+                    rate=args.rate,
+                    # The offered-rate runs keep Telegram's cap, as in production; the
+                    # as-fast-as-possible runs lift it, or they would measure the cap.
+                    telegram_cap=30.0 if item["mode"] == "rate" else 0.0,
+                )
+                results["bot"].append(await run_scenario(scenario, texts, rundir))
+    shutil.rmtree(workdir, ignore_errors=True)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="short runs, SQLite, one NLU server")
+    parser.add_argument("--nlu-only", action="store_true", help="the NLU server alone")
+    parser.add_argument("--users", type=int, default=200, help="simulated users (200)")
+    parser.add_argument("--rate", type=float, default=30.0, help="offered messages/s (30)")
+    parser.add_argument("--seconds", type=float, default=None, help="length of each bot run")
+    parser.add_argument("--workers", type=int, default=None, help="NLU servers for the pool (2)")
+    parser.add_argument(
+        "--backends", default=None, help="sqlite,postgresql (quick: sqlite)", type=str
+    )
+    parser.add_argument("--no-readme", action="store_true", help="leave README.md as it is")
+    args = parser.parse_args(argv)
+    args.workers_given = args.workers is not None
+    args.workers = args.workers or 2
+    args.seconds = args.seconds or (8.0 if args.quick else 30.0)
+    backends = args.backends or ("sqlite" if args.quick else "sqlite,postgresql")
+    args.backends = [b.strip() for b in backends.split(",") if b.strip()]
+    if set(args.backends) - {"sqlite", "postgresql"}:
+        parser.error("--backends takes sqlite and/or postgresql")
+    results = asyncio.run(bench(args))
+    # A quick or partial run never replaces the README's table of a full run.
+    path = report.write(results, readme=results["mode"] == "full" and not args.no_readme)
+    sys.stdout.write(path.read_text())
+    print(f"\nresults: {path} (and .json, latency .png next to it)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

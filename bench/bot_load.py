@@ -1,0 +1,286 @@
+"""Many simulated users talking to the real bot through the Bot API emulator.
+
+The bot runs in its own process (`bench.harness`: `python -m bot run` with timers), polling
+the emulator with python-telegram-bot exactly as it polls Telegram. This process pushes the
+users' messages into the emulator and notes when each reply arrives there, so the reply
+latency runs from the update being available to Telegram's side to the reply reaching it.
+
+Two modes:
+- offered rate: messages arrive at a fixed rate (Telegram's per-bot ceiling is 30 a second),
+  spread over the users in turn, whatever the bot's speed (an open loop);
+- as fast as possible: every user sends the next message as soon as the last one is answered
+  (a closed loop), which finds the bot's throughput.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import random
+import signal
+import sys
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from bench.monitor import Monitor
+from bench.stats import progress, progress_done, summary_ms
+from bot.settings import PROJECT_ROOT
+from tests.emulator import BotAPIEmulator
+from tests.emulator.factories import JSON
+
+BENCH_TOKEN = "424242:BENCH-token_for-the-emulator"  # noqa: S105 - the emulator takes any
+FIRST_USER = 7_000_000
+WARM_UP_MESSAGES = 20
+
+
+class TimedEmulator(BotAPIEmulator):
+    """The tests' emulator, telling the load generator when each reply arrives."""
+
+    on_reply: Callable[[int, float], None] | None = None
+
+    async def _send_message(self, params: JSON, request: web.Request) -> JSON:
+        message = await super()._send_message(params, request)
+        if self.on_reply is not None:
+            self.on_reply(int(message["chat"]["id"]), time.monotonic())
+        return message
+
+
+@dataclass
+class Scenario:
+    """One measured run of the bot."""
+
+    name: str
+    backend: str  # sqlite | postgresql
+    durability: str  # full | fast (DATABASE_DURABILITY)
+    database_url: str
+    nlu_urls: Sequence[str]
+    nlu_token: str
+    nlu_pids: Sequence[int]
+    cache_size: int
+    mode: str  # "rate" | "max"
+    seconds: float
+    users: int
+    rate: float = 30.0
+    telegram_cap: float = 30.0
+
+
+class Load:
+    """Who waits for which reply, and how long the replies took."""
+
+    def __init__(self, texts: Sequence[str], seed: int = 7) -> None:
+        self.texts = texts
+        self.random = random.Random(seed)
+        self.waiting: dict[int, deque[float]] = defaultdict(deque)
+        self.latencies: list[float] = []
+        self.reply_times: list[float] = []
+        self.sent = 0
+        self.answered = 0
+        self.first_push = 0.0
+        self.last_reply = 0.0
+        self.idle = asyncio.Event()
+        self.emulator: TimedEmulator | None = None
+        self.next_after_reply: Callable[[int, float], None] | None = None
+
+    def push(self, user: int) -> None:
+        assert self.emulator is not None
+        now = time.monotonic()
+        if not self.sent:
+            self.first_push = now
+        self.waiting[user].append(now)
+        self.sent += 1
+        self.idle.clear()
+        self.emulator.push_text(user, self.random.choice(self.texts))
+
+    def on_reply(self, chat_id: int, at: float) -> None:
+        queue = self.waiting.get(chat_id)
+        if not queue:
+            return  # a reply to a warm-up message or a second part: not a new answer
+        self.latencies.append(at - queue.popleft())
+        self.reply_times.append(at)
+        self.answered += 1
+        self.last_reply = at
+        if self.answered == self.sent:
+            self.idle.set()
+        if self.next_after_reply is not None:
+            self.next_after_reply(chat_id, at)
+
+
+async def _show(load: Load, label: str, started: float) -> None:
+    while True:
+        await asyncio.sleep(1)
+        elapsed = time.monotonic() - started
+        progress(
+            f"  {label}: {elapsed:4.0f} s, sent {load.sent}, answered {load.answered} "
+            f"({load.answered / max(elapsed, 1e-6):.0f}/s)"
+        )
+
+
+async def _drive_rate(load: Load, users: list[int], rate: float, seconds: float) -> None:
+    total = int(rate * seconds)
+    start = time.monotonic()
+    for index in range(total):
+        delay = start + index / rate - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        load.push(users[index % len(users)])
+
+
+async def _drive_max(load: Load, users: list[int], seconds: float) -> float:
+    deadline = time.monotonic() + seconds
+
+    def next_message(user: int, at: float) -> None:
+        if at < deadline:
+            load.push(user)
+
+    load.next_after_reply = next_message
+    for user in users:
+        load.push(user)
+    await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+    return deadline
+
+
+async def _wait_idle(load: Load, seconds: float) -> None:
+    if load.answered >= load.sent:
+        return
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await load.idle.wait()
+
+
+async def run_scenario(
+    scenario: Scenario, texts: Sequence[str], workdir: Path, drain_seconds: float = 60.0
+) -> dict[str, Any]:
+    """Start the bot, warm it up, load it, stop it; the figures of the run."""
+    workdir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, before the load
+    timings_file = workdir / "timings.json"
+    env = dict(os.environ)
+    env.update(
+        {
+            "TELEGRAM_BOT_TOKEN": BENCH_TOKEN,
+            "TELEGRAM_API_BASE_URL": "",  # set below, once the emulator listens
+            "DATABASE_URL": scenario.database_url,
+            "DATABASE_DURABILITY": scenario.durability,
+            "NLU_URL": ",".join(scenario.nlu_urls),
+            "NLU_AUTH_TOKEN": scenario.nlu_token,
+            "NLU_CACHE_SIZE": str(scenario.cache_size),
+            "TELEGRAM_MAX_MESSAGES_PER_SECOND": str(scenario.telegram_cap),
+            "DATA_DIR": str(workdir),
+            "PSEUDONYM_SECRET": "bench-secret-" + "b" * 32,
+            "LOG_LEVEL": "WARNING",
+            "BENCH_TIMINGS_FILE": str(timings_file),
+        }
+    )
+    load = Load(texts)
+    async with TimedEmulator(token=BENCH_TOKEN) as emulator:
+        load.emulator = emulator
+        emulator.on_reply = load.on_reply
+        env["TELEGRAM_API_BASE_URL"] = emulator.base_url
+        with (workdir / "bot.log").open("wb") as log:
+            bot = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "bench.harness",
+                env=env,
+                cwd=PROJECT_ROOT,
+                stdout=log,
+                stderr=log,
+            )
+        try:
+            await emulator.wait_for_call("getUpdates", timeout=120)
+            # Warm-up: connections, the database's first pages, the model's first calls.
+            for index in range(WARM_UP_MESSAGES):
+                load.push(FIRST_USER - 1 - index)
+            await _wait_idle(load, drain_seconds)
+            if load.answered < load.sent:
+                raise RuntimeError(f"the bot did not answer its warm-up; see {workdir}/bot.log")
+            bot.send_signal(signal.SIGUSR1)  # forget the warm-up's timings
+            await asyncio.sleep(0.2)
+            load = _fresh(load)
+            emulator.on_reply = load.on_reply
+            users = [FIRST_USER + index for index in range(scenario.users)]
+            pids = {"bot": bot.pid, "bench": os.getpid()}
+            pids |= {f"nlu{index + 1}": pid for index, pid in enumerate(scenario.nlu_pids)}
+            monitor = Monitor(pids)
+            monitor.start()
+            started = time.monotonic()
+            shower = asyncio.create_task(_show(load, scenario.name, started))
+            if scenario.mode == "rate":
+                await _drive_rate(load, users, scenario.rate, scenario.seconds)
+                await _wait_idle(load, drain_seconds)
+                window_end = load.last_reply
+                answered_in_window = load.answered
+            else:
+                window_end = await _drive_max(load, users, scenario.seconds)
+                answered_in_window = sum(1 for at in load.reply_times if at <= window_end)
+                await _wait_idle(load, drain_seconds)
+            shower.cancel()
+            usage = await monitor.stop()
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                bot.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(bot.wait(), timeout=60)
+            except TimeoutError:
+                bot.kill()
+                await bot.wait()
+    window = max(window_end - load.first_push, 1e-6)
+    timings = json.loads(timings_file.read_text()) if timings_file.exists() else {}
+    turns: list[dict[str, float]] = timings.get("turns") or []
+    nlu = [turn["nlu"] for turn in turns]
+    rest = [turn["respond"] - turn["nlu"] for turn in turns]
+    stages = {
+        key: summary_ms([turn.get(key, 0.0) for turn in turns])
+        for key in ("db_claim", "db_load", "db_record", "db_save")
+    }
+    stages["db_total"] = summary_ms(
+        [
+            sum(turn.get(key, 0.0) for key in ("db_claim", "db_load", "db_record", "db_save"))
+            for turn in turns
+        ]
+    )
+    result: dict[str, Any] = {
+        "name": scenario.name,
+        "backend": scenario.backend,
+        "durability": scenario.durability,
+        "mode": scenario.mode,
+        "offered_per_second": scenario.rate if scenario.mode == "rate" else None,
+        "users": scenario.users,
+        "nlu_servers": len(scenario.nlu_urls),
+        "cache_size": scenario.cache_size,
+        "telegram_cap_per_second": scenario.telegram_cap,
+        "seconds": round(window, 2),
+        "sent": load.sent,
+        "answered": load.answered,
+        "answered_per_second": round(answered_in_window / window, 1),
+        "reply_latency_ms": summary_ms(load.latencies),
+        "nlu_call_ms": summary_ms(nlu),
+        "pipeline_rest_ms": summary_ms(rest),
+        "turn_in_bot_ms": summary_ms([turn["respond"] for turn in turns]),
+        "stages_ms": stages,
+        "usage": {name: vars(u) for name, u in usage.items()},
+        "cache": timings.get("cache"),
+        "nlu_stats": timings.get("nlu_stats"),
+        "pool": timings.get("pool"),
+        "latencies_ms": [round(x * 1000, 2) for x in load.latencies],
+    }
+    reply = result["reply_latency_ms"]
+    progress_done(
+        f"  {scenario.name}: {load.answered}/{load.sent} answered, "
+        f"{result['answered_per_second']}/s, reply p50 {reply.get('p50')} ms "
+        f"p95 {reply.get('p95')} ms, bot {usage['bot'].peak_rss_mb:.0f} MB"
+    )
+    return result
+
+
+def _fresh(old: Load) -> Load:
+    load = Load(old.texts)
+    load.emulator = old.emulator
+    return load

@@ -1,0 +1,79 @@
+"""Peak memory and CPU of the processes under test, sampled with psutil."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, field
+
+import psutil
+
+
+@dataclass
+class Usage:
+    """One process (with its children) over the measured window."""
+
+    name: str
+    peak_rss_mb: float = 0.0
+    cpu_percent: float = 0.0  # of one core, averaged over the window (200 = two cores busy)
+
+
+@dataclass
+class Monitor:
+    """Samples RSS every `interval` seconds; CPU is the cpu-time difference over the window."""
+
+    pids: dict[str, int]
+    interval: float = 0.25
+    _usage: dict[str, Usage] = field(default_factory=dict)
+    _cpu_start: dict[str, float] = field(default_factory=dict)
+    _started: float = 0.0
+    _task: asyncio.Task[None] | None = None
+
+    def _processes(self, pid: int) -> list[psutil.Process]:
+        try:
+            root = psutil.Process(pid)
+            return [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return []
+
+    def _cpu_seconds(self, pid: int) -> float:
+        total = 0.0
+        for process in self._processes(pid):
+            with contextlib.suppress(psutil.Error):
+                times = process.cpu_times()
+                total += times.user + times.system
+        return total
+
+    def _sample(self) -> None:
+        for name, pid in self.pids.items():
+            rss = 0
+            for process in self._processes(pid):
+                with contextlib.suppress(psutil.Error):
+                    rss += process.memory_info().rss
+            usage = self._usage.setdefault(name, Usage(name))
+            usage.peak_rss_mb = max(usage.peak_rss_mb, rss / 1_000_000)
+
+    async def _run(self) -> None:
+        while True:
+            self._sample()
+            await asyncio.sleep(self.interval)
+
+    def start(self) -> None:
+        self._started = time.monotonic()
+        self._cpu_start = {name: self._cpu_seconds(pid) for name, pid in self.pids.items()}
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> dict[str, Usage]:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._sample()
+        wall = max(time.monotonic() - self._started, 1e-6)
+        for name, pid in self.pids.items():
+            usage = self._usage.setdefault(name, Usage(name))
+            used = self._cpu_seconds(pid) - self._cpu_start.get(name, 0.0)
+            usage.cpu_percent = round(100 * used / wall, 1)
+            usage.peak_rss_mb = round(usage.peak_rss_mb, 1)
+        return dict(self._usage)

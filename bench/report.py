@@ -1,0 +1,262 @@
+"""The benchmark's outputs: JSON, a Markdown table, a latency histogram, the README section."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from bot.settings import PROJECT_ROOT
+
+RESULTS_DIR = PROJECT_ROOT / "bench" / "results"
+README = PROJECT_ROOT / "README.md"
+README_START = "<!-- bench:start (written by `make bench`) -->"
+README_END = "<!-- bench:end -->"
+
+TARGET_REST_P95_MS = 5.0
+TARGET_THROUGHPUT_SHARE = 0.90
+TARGET_REPLY_P95_MS = 60.0
+TARGET_BOT_RSS_MB = 150.0
+BACKENDS = (("sqlite", "full"), ("postgresql", "full"), ("sqlite", "fast"), ("postgresql", "fast"))
+
+
+def machine() -> dict[str, Any]:
+    model = platform.processor() or "unknown"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "nproc": os.cpu_count(),
+        "ram_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "cpu": model,
+        "python": platform.python_version(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def _fmt(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.1f}" if value < 100 else f"{value:.0f}"
+    return str(value)
+
+
+def _best_nlu_throughput(results: dict[str, Any]) -> float:
+    single = [r for r in results.get("nlu", []) if r["servers"] == 1]
+    return max((r["per_second"] for r in single), default=math.nan)
+
+
+def _scenario(results: dict[str, Any], **match: Any) -> dict[str, Any] | None:
+    runs: list[dict[str, Any]] = results.get("bot", [])
+    for run in runs:
+        if all(run.get(key) == value for key, value in match.items()):
+            return run
+    return None
+
+
+def targets(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """(target, goal, measured, verdict) rows."""
+    rows: list[tuple[str, str, str, str]] = []
+
+    def verdict(ok: bool | None) -> str:
+        return "–" if ok is None else ("met" if ok else "**missed**")
+
+    for backend, durability in BACKENDS:
+        run = _scenario(
+            results,
+            backend=backend,
+            durability=durability,
+            mode="rate",
+            nlu_servers=1,
+            cache_size=0,
+        )
+        if run is None:
+            continue
+        rest = run["pipeline_rest_ms"].get("p95")
+        where = f"{backend}, durability {durability}"
+        rows.append(
+            (
+                f"rest of the pipeline, p95 over the NLU call ({where}, "
+                f"{_fmt(run['offered_per_second'])}/s)",
+                f"≤ {TARGET_REST_P95_MS:.0f} ms",
+                f"{_fmt(rest)} ms",
+                verdict(None if rest is None else rest <= TARGET_REST_P95_MS),
+            )
+        )
+        reply = run["reply_latency_ms"].get("p95")
+        rows.append(
+            (
+                f"reply latency p95 at {_fmt(run['offered_per_second'])} msg/s offered ({where})",
+                f"≤ {TARGET_REPLY_P95_MS:.0f} ms",
+                f"{_fmt(reply)} ms",
+                verdict(None if reply is None else reply <= TARGET_REPLY_P95_MS),
+            )
+        )
+    floor = _best_nlu_throughput(results)
+    for backend, durability in BACKENDS:
+        run = _scenario(
+            results,
+            backend=backend,
+            durability=durability,
+            mode="max",
+            nlu_servers=1,
+            cache_size=0,
+        )
+        if run is None or math.isnan(floor):
+            continue
+        share = run["answered_per_second"] / floor
+        rows.append(
+            (
+                f"bot throughput / NLU server's own ({backend}, durability {durability}, "
+                "one NLU server, no cache)",
+                f"≥ {TARGET_THROUGHPUT_SHARE:.0%}",
+                f"{run['answered_per_second']:.0f} / {floor:.0f} msg/s = {share:.0%}",
+                verdict(share >= TARGET_THROUGHPUT_SHARE),
+            )
+        )
+    peaks = [run["usage"]["bot"]["peak_rss_mb"] for run in results.get("bot", [])]
+    if peaks:
+        rows.append(
+            (
+                "bot process peak RSS (all runs)",
+                f"≤ {TARGET_BOT_RSS_MB:.0f} MB",
+                f"{max(peaks):.0f} MB",
+                verdict(max(peaks) <= TARGET_BOT_RSS_MB),
+            )
+        )
+    return rows
+
+
+def markdown(results: dict[str, Any]) -> str:
+    m = results["machine"]
+    lines = [
+        f"Measured {m['date']} on {m['nproc']} CPUs ({m['cpu']}), {m['ram_gb']} GB RAM, "
+        f"load average {m['load_average_at_start'][0]} at the start"
+        + (" (**not idle: figures polluted by other work**)" if results.get("polluted") else "")
+        + f"; mode `{results['mode']}`.",
+        "",
+        "NLU server alone (`/model/parse`, no bot):",
+        "",
+        "| servers | clients | answered/s | latency p50 | p95 | p99 |",
+        "|---|---|---|---|---|---|",
+    ]
+    seq = results.get("nlu_sequential")
+    if seq:
+        lat = seq["latency_ms"]
+        lines.append(
+            f"| 1 | sequential | – | {_fmt(lat['p50'])} ms | {_fmt(lat['p95'])} ms "
+            f"| {_fmt(lat['p99'])} ms |"
+        )
+    for run in results.get("nlu", []):
+        lat = run["latency_ms"]
+        lines.append(
+            f"| {run['servers']} | {run['clients']} | {_fmt(run['per_second'])} "
+            f"| {_fmt(lat.get('p50'))} ms | {_fmt(lat.get('p95'))} ms | {_fmt(lat.get('p99'))} ms |"
+        )
+    if results.get("bot"):
+        lines += [
+            "",
+            "The bot (python-telegram-bot via the Bot API emulator, "
+            f"{results['bot'][0]['users']} users):",
+            "",
+            "| database | durability | NLU servers | cache | load | answered/s | reply p50 | p95 "
+            "| p99 | NLU call p95 | rest of pipeline p50 / p95 | of which database p95 "
+            "| bot RSS peak | bot CPU | NLU CPU | cache hits |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for run in results["bot"]:
+            reply, nlu, rest = run["reply_latency_ms"], run["nlu_call_ms"], run["pipeline_rest_ms"]
+            usage = run["usage"]
+            nlu_cpu = sum(u["cpu_percent"] for n, u in usage.items() if n.startswith("nlu"))
+            cache = run.get("cache") or {}
+            looked = (cache.get("hits") or 0) + (cache.get("misses") or 0)
+            hits = f"{cache['hits'] / looked:.0%}" if looked else "–"
+            load = (
+                f"{_fmt(run['offered_per_second'])}/s offered"
+                if run["mode"] == "rate"
+                else "as fast as possible"
+            )
+            lines.append(
+                f"| {run['backend']} | {run['durability']} | {run['nlu_servers']} "
+                f"| {run['cache_size'] or 'off'} "
+                f"| {load} | {_fmt(run['answered_per_second'])} "
+                f"| {_fmt(reply.get('p50'))} ms | {_fmt(reply.get('p95'))} ms "
+                f"| {_fmt(reply.get('p99'))} ms | {_fmt(nlu.get('p95'))} ms "
+                f"| {_fmt(rest.get('p50'))} / {_fmt(rest.get('p95'))} ms "
+                f"| {_fmt(run['stages_ms']['db_total'].get('p95'))} ms "
+                f"| {_fmt(usage['bot']['peak_rss_mb'])} MB | {_fmt(usage['bot']['cpu_percent'])}% "
+                f"| {_fmt(nlu_cpu)}% | {hits} |"
+            )
+    rows = targets(results)
+    if rows:
+        lines += ["", "| target | goal | measured | |", "|---|---|---|---|"]
+        lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    return "\n".join(lines) + "\n"
+
+
+def histogram(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = [run for run in results.get("bot", []) if run.get("latencies_ms")]
+    if not runs:
+        return
+    figure, axis = plt.subplots(figsize=(9, 5))
+    low = max(min(min(run["latencies_ms"]) for run in runs), 0.5)
+    high = max(max(run["latencies_ms"]) for run in runs)
+    bins = [low * (high / low) ** (i / 60) for i in range(61)] if high > low else 60
+    for run in runs:
+        load = f"{run['offered_per_second']:.0f}/s" if run["mode"] == "rate" else "max"
+        label = (
+            f"{run['backend']} {run['durability']}, {run['nlu_servers']} NLU, "
+            f"cache {run['cache_size'] or 'off'}, {load}"
+        )
+        axis.hist(run["latencies_ms"], bins=bins, histtype="step", linewidth=1.5, label=label)
+    axis.set_xscale("log")
+    axis.set_xlabel("reply latency (ms): update available -> reply at the Bot API")
+    axis.set_ylabel("replies")
+    axis.set_title(f"Defector Voices reply latency ({results['machine']['date']})")
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def write(results: dict[str, Any], directory: Path = RESULTS_DIR, readme: bool = True) -> Path:
+    """Write the run's files; a quick or NLU-only run never overwrites the full run's."""
+    directory.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    table = markdown(results)
+    body = json.dumps(results, indent=1)
+    prefix = "" if results["mode"] == "full" else f"{results['mode']}-"
+    (directory / f"{stamp}-{results['mode']}.json").write_text(body)
+    (directory / f"{prefix}latest.json").write_text(body)
+    (directory / f"{prefix}latest.md").write_text(table)
+    histogram(results, directory / f"{prefix}latency.png")
+    if readme:
+        update_readme(table)
+    return directory / f"{prefix}latest.md"
+
+
+def update_readme(table: str, path: Path = README) -> bool:
+    text = path.read_text(encoding="utf-8")
+    pattern = re.compile(re.escape(README_START) + r".*?" + re.escape(README_END), re.S)
+    if not pattern.search(text):
+        return False
+    replacement = f"{README_START}\n{table}{README_END}"
+    path.write_text(pattern.sub(lambda _: replacement, text), encoding="utf-8")
+    return True

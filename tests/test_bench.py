@@ -1,0 +1,118 @@
+"""The benchmark's own parts that can be checked without a load run: corpus, maths, report.
+
+`make bench` itself drives the real bot for minutes and is not part of `make test`; these
+keep its pieces honest (the corpus leaves out the held-out set, the percentile is the nearest
+rank, the targets compare the right figures, the README section is replaced in place).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench import corpus as corpus_module
+from bench import report
+from bench.corpus import DEV_SET, dev_texts, load_corpus, story_texts
+from bench.stats import percentile, summary_ms
+from bot.settings import PROJECT_ROOT
+
+
+def test_the_corpus_is_story_lines_and_the_development_set_never_the_held_out_set() -> None:
+    corpus = load_corpus()
+    stories, dev = story_texts(), dev_texts()
+    assert corpus == stories + dev
+    assert len(stories) >= 25
+    assert len(dev) == len(yaml.safe_load(DEV_SET.read_text())["examples"])
+    assert DEV_SET == PROJECT_ROOT / "tests" / "dev" / "nlu_dev.yml"
+    assert "heldout" not in Path(corpus_module.__file__).read_text()
+
+
+def test_the_corpus_leaves_out_forget_and_group_chat_steps() -> None:
+    texts = story_texts()
+    assert not [t for t in texts if t.startswith("/forget")]
+    assert "/start" in texts
+    group_only = "the dawla protects the sunnis"  # sent in a group in story 18 only
+    counts = sum(1 for t in texts if t == group_only)
+    assert counts == sum(
+        1
+        for path in sorted((PROJECT_ROOT / "stories").glob("*.yml"))
+        for step in yaml.safe_load(path.read_text())["steps"]
+        if step.get("send") == group_only and step.get("chat", "private") == "private"
+    )
+
+
+def test_percentiles_are_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 50) == 50.0
+    assert percentile(values, 95) == 95.0
+    assert percentile(values, 99) == 99.0
+    assert percentile([3.0], 99) == 3.0
+    assert summary_ms([0.010, 0.020]) == {
+        "n": 2,
+        "p50": 10.0,
+        "p95": 20.0,
+        "p99": 20.0,
+        "mean": 15.0,
+        "max": 20.0,
+    }
+
+
+def bot_run(**changes: Any) -> dict[str, Any]:
+    run: dict[str, Any] = {
+        "name": "x",
+        "backend": "sqlite",
+        "durability": "full",
+        "mode": "rate",
+        "offered_per_second": 30.0,
+        "users": 200,
+        "nlu_servers": 1,
+        "cache_size": 0,
+        "answered_per_second": 30.0,
+        "reply_latency_ms": {"p50": 20.0, "p95": 55.0, "p99": 70.0},
+        "nlu_call_ms": {"p95": 15.0},
+        "pipeline_rest_ms": {"p50": 3.0, "p95": 6.0},
+        "stages_ms": {"db_total": {"p95": 4.0}},
+        "usage": {"bot": {"peak_rss_mb": 120.0, "cpu_percent": 50.0}},
+        "cache": None,
+    }
+    return run | changes
+
+
+def test_targets_compare_the_pipeline_with_the_nlu_servers_own_figures() -> None:
+    results = {
+        "mode": "full",
+        "machine": report.machine(),
+        "nlu": [
+            {"servers": 1, "clients": 1, "per_second": 80.0, "latency_ms": {}},
+            {"servers": 1, "clients": 16, "per_second": 110.0, "latency_ms": {}},
+            {"servers": 2, "clients": 16, "per_second": 190.0, "latency_ms": {}},
+        ],
+        "bot": [
+            bot_run(),
+            bot_run(mode="max", offered_per_second=None, answered_per_second=99.0),
+            bot_run(usage={"bot": {"peak_rss_mb": 151.0, "cpu_percent": 90.0}}, nlu_servers=2),
+        ],
+    }
+    rows = {goal_row[0]: (goal_row[2], goal_row[3]) for goal_row in report.targets(results)}
+    rest = "rest of the pipeline, p95 over the NLU call (sqlite, durability full, 30.0/s)"
+    assert rows[rest] == ("6.0 ms", "**missed**")
+    reply = "reply latency p95 at 30.0 msg/s offered (sqlite, durability full)"
+    assert rows[reply] == ("55.0 ms", "met")
+    share = "bot throughput / NLU server's own (sqlite, durability full, one NLU server, no cache)"
+    assert rows[share] == ("99 / 110 msg/s = 90%", "met")  # the best single-server figure
+    assert rows["bot process peak RSS (all runs)"] == ("151 MB", "**missed**")
+    table = report.markdown(results)
+    assert "| sqlite | full | 2 | off | 30.0/s offered |" in table
+
+
+def test_the_readme_section_is_replaced_between_its_markers(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\n{report.README_START}\nold table\n{report.README_END}\n\nafter\n")
+    assert report.update_readme("| new |\n", readme)
+    assert readme.read_text() == (
+        f"# x\n\n{report.README_START}\n| new |\n{report.README_END}\n\nafter\n"
+    )
+    (tmp_path / "other.md").write_text("no markers\n")
+    assert not report.update_readme("| new |\n", tmp_path / "other.md")
