@@ -46,6 +46,7 @@ class WebhookDelivery:
     time: float
     duplicate: bool = False
     status: int | None = None  # the HTTP status, or 0 when the connection failed
+    seconds: float | None = None  # from sending the post to the bot's answer
 
 
 def queue_id(update: JSON) -> int | str:
@@ -194,12 +195,14 @@ class WebhookSender:
         if self.secret:
             headers[SECRET_HEADER] = self.secret
         async with self._slots:
+            sent = time.monotonic()
             try:
                 async with self._session.post(url, data=json.dumps(update), headers=headers) as r:
                     await r.read()
                     delivery.status = r.status
             except (TimeoutError, aiohttp.ClientError, OSError):
                 delivery.status = 0
+            delivery.seconds = time.monotonic() - sent
         self._on_activity()
         return 200 <= delivery.status < 300
 
