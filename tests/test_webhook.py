@@ -94,6 +94,7 @@ async def test_a_post_without_the_right_secret_is_refused_and_nothing_is_stored(
     hooked: WebhookBot, secret: str | None
 ) -> None:
     user = hooked.new_user()
+    await hooked.emulator.wait_for_quiet(quiet=0.3, timeout=10)  # earlier tests' writes are done
     before = await hooked.store.message_count()
     body = json.dumps(an_update(900_000 + user, user, "the dawla protects us")).encode()
     status, _ = await post(hooked, body, secret)
