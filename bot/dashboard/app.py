@@ -172,20 +172,19 @@ async def _error_pages(request: web.Request, handler: Handler) -> web.StreamResp
     except web.HTTPException as exc:
         if exc.status < 400 or "text/html" not in request.headers.get("Accept", ""):
             raise
-        return _error_page(request, exc.status, exc.reason, exc.text or "")
+        return await _error_page(request, exc.status, exc.reason, exc.text or "")
     except Exception:
         log.exception("dashboard error on %s %s", request.method, request.path)
-        return _error_page(request, 500, "Internal Server Error", "Something went wrong.")
+        return await _error_page(request, 500, "Internal Server Error", "Something went wrong.")
 
 
-def _error_page(request: web.Request, status: int, reason: str, text: str) -> web.Response:
+async def _error_page(request: web.Request, status: int, reason: str, text: str) -> web.Response:
     message = text if text and not text.startswith(f"{status}:") else ""
-    return aiohttp_jinja2.render_template(
-        "error.html",
-        request,
-        {"status": status, "reason": reason, "message": message},
-        status=status,
-    )
+    # The guard may have refused the request before aiohttp_jinja2's context middleware
+    # ran, so the layout's variables are added here.
+    context = await _page_context(request)
+    context.update({"status": status, "reason": reason, "message": message})
+    return aiohttp_jinja2.render_template("error.html", request, context, status=status)
 
 
 # -- template filters: how text from outside is shown -----------------------------------------

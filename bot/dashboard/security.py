@@ -54,7 +54,7 @@ UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 PUBLIC: frozenset[str] = frozenset({"*public*"})
 ROLES_ATTRIBUTE = "__dashboard_roles__"
 # Reachable while the password must be changed (route names).
-PASSWORD_CHANGE_ROUTES = frozenset({"password", "logout"})
+PASSWORD_CHANGE_ROUTES = frozenset({"password", "password_submit", "logout"})
 
 F = TypeVar("F", bound=Callable[..., Awaitable[web.StreamResponse]])
 
@@ -170,9 +170,11 @@ def build_guard(sessions: Sessions, cookies: CookiePolicy) -> Callable[..., Any]
 
 async def _check_csrf(request: web.Request, expected: str) -> None:
     # Only the host is compared: behind a TLS proxy the scheme seen here is http. A proxy
-    # must pass the Host header on (nginx: `proxy_set_header Host $host;`).
+    # must pass the Host header on (nginx: `proxy_set_header Host $host;`). With
+    # `Referrer-Policy: no-referrer` browsers send `Origin: null` even for the site's own
+    # forms, so "null" proves nothing either way: the token decides.
     origin = request.headers.get("Origin")
-    if origin is not None and urlsplit(origin).netloc != request.host:
+    if origin not in (None, "null") and urlsplit(origin).netloc != request.host:
         raise web.HTTPForbidden(text="Cross-site request refused.")
     supplied = request.headers.get(CSRF_HEADER, "")
     if not supplied and request.content_type in (

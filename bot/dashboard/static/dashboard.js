@@ -31,6 +31,17 @@
     list.scrollTop = list.scrollHeight;
   }
 
+  // As the server's `user_text` filter: invisible format characters (bidi overrides such as
+  // U+202E among them) are shown as codes, so text cannot pretend to read otherwise.
+  function visibleControls(text) {
+    return text.replace(/[\p{Cf}\u061c]/gu, function (ch) {
+      if (ch === "\u200d") {
+        return ch;
+      }
+      return "[U+" + ch.codePointAt(0).toString(16).toUpperCase().padStart(4, "0") + "]";
+    });
+  }
+
   function addMessage(cls, text, meta) {
     var empty = list.querySelector(".empty");
     if (empty) {
@@ -42,7 +53,7 @@
     bubble.className = "bubble";
     var bdi = document.createElement("bdi");
     bdi.className = "user-text";
-    bdi.textContent = text; // text, never HTML
+    bdi.textContent = visibleControls(text); // text, never HTML
     bubble.appendChild(bdi);
     item.appendChild(bubble);
     if (meta) {
@@ -69,10 +80,18 @@
     });
   }
 
+  // One message at a time, in order, as in a chat app: each waits for the previous answer.
+  var queue = Promise.resolve();
+
   function send(body, shown) {
     if (shown) {
       addMessage("from-user", shown, "");
     }
+    queue = queue.then(function () { return post(body); });
+    return queue;
+  }
+
+  function post(body) {
     chat.setAttribute("aria-busy", "true");
     return fetch("/try", {
       method: "POST",

@@ -9,6 +9,7 @@ a live chat with fetch.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import aiohttp_jinja2
@@ -24,6 +25,7 @@ from bot.storage.pseudonym import pseudonymise
 routes = web.RouteTableDef()
 NAV = [nav(80, "Try the bot", "/try", *ROLES)]
 SHOWN_MESSAGES = 60
+_turn_locks: dict[int, asyncio.Lock] = {}
 
 
 def test_pseudonym(request: web.Request) -> str:
@@ -65,9 +67,12 @@ async def try_send(request: web.Request) -> web.StreamResponse:
         incoming = TextIn(text)
     replies = []
     if incoming is not None:
-        replies = await request.app[SERVICES].conversation.handle(
-            test_pseudonym(request), incoming, is_test=True
-        )
+        # One turn at a time per test user (two tabs, a double click), as the Telegram front
+        # end does per chat; within this replica, which is where one browser's requests go.
+        async with _turn_locks.setdefault(ident.account_id, asyncio.Lock()):
+            replies = await request.app[SERVICES].conversation.handle(
+                test_pseudonym(request), incoming, is_test=True
+            )
         shown = [list(b) for b in replies[-1].buttons] if replies else []
         await request.app[SESSIONS].save_data(
             ident.session_id, {**ident.data, "try_buttons": shown}
