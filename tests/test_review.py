@@ -147,7 +147,13 @@ async def test_transcript_shows_intents_alternatives_content_and_actions(store: 
 
     await set_flag(store.database, user_id, True, by="mod-a")
     await add_note(store.database, user_id, "  follow up next week <b>  ", by="mod-a")
-    assert await annotate(store.database, first, "sympathy_general", by="mod-b") == user_id
+    done = await annotate(store.database, first, "sympathy_general", by="mod-b")
+    assert (done.user_id, done.pseudonym, done.model_intent, done.confirmed) == (
+        user_id,
+        "reader",
+        "claim_protects_muslims",
+        False,
+    )
     await mark_reviewed(store.database, user_id, by="mod-b")
 
     seen = await transcript(store.database, user_id)

@@ -43,6 +43,8 @@ _ANNOTATION = re.compile(r"\[([^\]]+)\]\{[^}]*\}|\[([^\]]+)\]\([^)]*\)")
 class QueueItem:
     message_id: int
     user_id: int
+    key: str
+    """The full pseudonym: the conversation's address in the dashboard."""
     pseudonym: str
     created_at: datetime
     text: str
@@ -94,6 +96,7 @@ async def low_confidence_queue(
         QueueItem(
             message_id=m.id,
             user_id=m.user_id,
+            key=pseudonym,
             pseudonym=pseudonym[:PSEUDONYM_SHOWN],
             created_at=m.created_at,
             text=m.text or "",

@@ -51,6 +51,21 @@ PHRASES: dict[str, tuple[tuple[str, float], ...]] = {
     "thanks": (("thanks, that was interesting", 0.96),),
     FALLBACK_INTENT: (("idk man whatever", 0.31), ("the brothers at the place said so", 0.42)),
 }
+# What the bot "said" in the demo: short stand-ins for the library's texts.
+REPLIES: dict[str, str] = {
+    "counter_message": (
+        "Someone who was there and left said: “They promised us brotherhood; what we found "
+        "was fear.” (a testimony, with its source) What do you make of that?"
+    ),
+    "safety_self_harm": (
+        "I'm a bot, but I want you to be safe. Are you safe right now? You can call a crisis "
+        "line any time, or talk to a person from our team."
+    ),
+    "fallback": "Sorry, I didn't get that. Could you say it another way?",
+    "greet": "Hi! I'm a bot from the Defector Voices team.",
+    "question_defectors": "Fair question. These are people who were there: here is who they are.",
+    "ask_help_leaving": "You are not alone with this. Which country are you in?",
+}
 _RISK = ("claim_protects_muslims", "claim_good_life", "claim_religious_duty", "interest_joining")
 
 

@@ -80,6 +80,8 @@ class InboxFilter:
 @dataclass(frozen=True)
 class InboxRow:
     user_id: int
+    key: str
+    """The full pseudonym: the conversation's address in the dashboard."""
     pseudonym: str
     """Shortened to `PSEUDONYM_SHOWN` characters."""
     risk_level: str
@@ -264,6 +266,7 @@ async def inbox_page(
     rows = [
         InboxRow(
             user_id=row.user_id,
+            key=row.pseudonym,
             pseudonym=row.pseudonym[:PSEUDONYM_SHOWN],
             risk_level=row.risk_level,
             crisis_flag=bool(row.crisis_flag),

@@ -59,6 +59,8 @@ class Note:
 @dataclass(frozen=True)
 class Transcript:
     user_id: int
+    key: str
+    """The full pseudonym: the conversation's address in the dashboard."""
     pseudonym: str
     risk_level: str
     risk_reasons: tuple[str, ...]
@@ -77,6 +79,15 @@ class Transcript:
     reviewed_by: str | None
     messages: list[TranscriptMessage]
     notes: list[Note]
+
+
+async def user_id_of(database: Database, pseudonym: str) -> int:
+    """The id of the user with this pseudonym; NotFound if there is none (any more)."""
+    async with database.session() as session:
+        found = await session.scalar(select(User.id).where(User.pseudonym == pseudonym))
+    if found is None:
+        raise NotFound("no such conversation")
+    return int(found)
 
 
 def alternatives(
@@ -119,6 +130,7 @@ async def transcript(database: Database, user_id: int) -> Transcript:
         reviewed_at = review.reviewed_at if review else None
         return Transcript(
             user_id=user.id,
+            key=user.pseudonym,
             pseudonym=user.pseudonym[:PSEUDONYM_SHOWN],
             risk_level=user.risk_level,
             risk_reasons=tuple(user.risk_reasons),
@@ -199,8 +211,22 @@ async def add_note(database: Database, user_id: int, text: str, by: str) -> int:
         return note.id
 
 
-async def annotate(database: Database, message_id: int, intent: str, by: str) -> int:
-    """Record the right intent of an incoming text message; returns its user's id.
+@dataclass(frozen=True)
+class Annotated:
+    """What `annotate` recorded, for the audit log and the page to go back to."""
+
+    user_id: int
+    pseudonym: str
+    model_intent: str | None
+    intent: str
+
+    @property
+    def confirmed(self) -> bool:
+        return self.intent == self.model_intent
+
+
+async def annotate(database: Database, message_id: int, intent: str, by: str) -> Annotated:
+    """Record the right intent of an incoming text message.
 
     A later annotation of the same message replaces the earlier one. Raises ValueError for
     an intent the model does not know, NotFound for a message that is not a user's text.
@@ -223,4 +249,5 @@ async def annotate(database: Database, message_id: int, intent: str, by: str) ->
                 annotated_at=utcnow(),
             )
         )
-        return message.user_id
+        pseudonym = await session.scalar(select(User.pseudonym).where(User.id == message.user_id))
+        return Annotated(message.user_id, str(pseudonym), message.intent, intent)
