@@ -313,7 +313,9 @@ async def webhook_bot(
             serving = asyncio.create_task(serve_webhook(settings, services, stop))
             try:
                 await emulator.wait_for_call("setWebhook", timeout=15)
-                yield WebhookBot(backend, emulator, services, settings, itertools.count(50_000))
+                yield WebhookBot(
+                    backend, emulator, services, settings, itertools.count(5_550_100_000)
+                )
             finally:
                 stop.set()
                 await asyncio.wait_for(serving, timeout=30)

@@ -14,6 +14,7 @@ import contextlib
 import hmac
 import json
 import logging
+import time
 from typing import Any
 
 from aiohttp import web
@@ -54,6 +55,7 @@ class WebhookReceiver:
         self._turns: set[asyncio.Task[None]] = set()
 
     async def handle(self, request: web.Request) -> web.Response:
+        arrived = time.perf_counter()
         if not secret_matches(request.headers.get(SECRET_HEADER), self.secret):
             metrics.WEBHOOK_REQUESTS.labels(outcome="forbidden").inc()
             log.warning("webhook request without the right secret token refused")
@@ -74,6 +76,7 @@ class WebhookReceiver:
             metrics.WEBHOOK_REQUESTS.labels(outcome="unavailable").inc()
             return web.Response(status=503, text="try again later")
         metrics.WEBHOOK_REQUESTS.labels(outcome="accepted").inc()
+        metrics.WEBHOOK_ACK_LATENCY.observe(time.perf_counter() - arrived)
         return web.Response(status=200, text="ok")
 
     async def _read_update(self, request: web.Request) -> Update | None:

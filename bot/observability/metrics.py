@@ -62,6 +62,12 @@ WEBHOOK_REQUESTS = Counter(
     "Requests to the webhook by outcome (accepted, forbidden, malformed, unavailable).",
     ["outcome"],
 )
+WEBHOOK_ACK_LATENCY = Histogram(
+    "defector_voices_webhook_ack_seconds",
+    "Time from a webhook post's arrival to the bot's 200: mostly the wait for the user's "
+    "previous turn to finish (one user's turns run one at a time, across replicas).",
+    buckets=_LATENCY_BUCKETS,
+)
 QUEUE = Gauge(
     "defector_voices_queue",
     "What waits for the team, read from the database at scrape time: open_alerts, "
