@@ -35,7 +35,7 @@ EXPOSE 5005
 HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
   CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:5005/', timeout=4)"]
 # NLU_AUTH_TOKEN must be set: the app sends it with every request (a shell expands it).
-CMD ["sh", "-c", "exec rasa run --enable-api -m /app/models -i 0.0.0.0 -p 5005 --auth-token \"${NLU_AUTH_TOKEN:?NLU_AUTH_TOKEN must be set}\""]
+CMD ["sh", "-c", "exec rasa run --enable-api -m /app/models -i 0.0.0.0 -p 5005 --auth-token=\"${NLU_AUTH_TOKEN:?NLU_AUTH_TOKEN must be set}\""]
 
 # ---------------------------------------------------------------- app: bot and dashboard
 FROM ${APP_BASE} AS app-build
