@@ -7,6 +7,7 @@ real SQLite and PostgreSQL databases. The moderators' group is a chat of the emu
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -79,6 +80,7 @@ async def test_a_crisis_message_gets_the_safety_reply_and_one_alert_without_the_
 ) -> None:
     user = bot.new_user()
     words = "I want to kill myself, I can't go on"
+    pushed = time.monotonic()
     reply = await say(bot, user, words)
     library = bot.library.current()
     assert reply["text"].startswith(library.reply("safety_self_harm")[:60])
@@ -92,6 +94,18 @@ async def test_a_crisis_message_gets_the_safety_reply_and_one_alert_without_the_
     ]
     await eventually(lambda: len(alerts_about(bot, user)) == 1)
     (alert,) = alerts_about(bot, user)
+    posted = next(
+        c.time
+        for c in bot.emulator.calls_to("sendMessage")
+        if c.params.get("chat_id") == MODERATORS and c.params.get("text") == alert["text"]
+    )
+    assert posted - pushed < 5.0, "the team hears of a crisis within seconds"
+    answered = next(
+        c.time
+        for c in bot.emulator.calls_to("sendMessage")
+        if c.params.get("chat_id") == user and c.params.get("text") == reply["text"]
+    )
+    assert answered - pushed < 5.0
     pseudonym = bot.pseudonym(user)
     assert alert["text"].startswith(library.reply("alert_heading_crisis"))
     assert f"https://dash.example/escalation/{pseudonym}" in alert["text"]

@@ -172,7 +172,7 @@ class Escalation:
         )
 
     def _notify_soon(self, alert: AlertView, heading_key: str) -> None:
-        """Post the alert in the background: the user's reply goes first."""
+        """Post the alert in the background: the user's reply does not wait for it."""
         task = asyncio.create_task(self.notify(alert, heading_key))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
