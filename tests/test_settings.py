@@ -38,6 +38,11 @@ def test_defaults_need_no_configuration(tmp_path: Path) -> None:
         ("LISTEN_PORT", "0"),
         ("LOG_FORMAT", "xml"),
         ("SENTRY_DSN", "not-a-url"),
+        ("DASHBOARD_PORT", "http"),
+        ("DASHBOARD_SECURE_COOKIES", "maybe"),
+        ("DASHBOARD_SESSION_HOURS", "0"),
+        ("DASHBOARD_LOGIN_MAX_FAILURES", "-3"),
+        ("DASHBOARD_LOGIN_LOCK_MINUTES", "forever"),
     ],
 )
 def test_a_bad_value_names_the_variable(name: str, value: str) -> None:
@@ -93,3 +98,15 @@ def test_a_generated_webhook_secret_is_kept_and_telegram_accepts_it(tmp_path: Pa
     assert re.fullmatch(r"[A-Za-z0-9_-]{16,256}", first.webhook_secret)
     assert first.webhook_secret != first.pseudonym_secret
     assert (tmp_path / "webhook.secret").stat().st_mode & 0o777 == 0o600
+
+
+def test_dashboard_settings_default_to_loopback_and_secure_cookies() -> None:
+    defaults = Settings.from_env({})
+    assert (defaults.dashboard_host, defaults.dashboard_port) == ("127.0.0.1", 8080)
+    assert defaults.dashboard_secure_cookies is True
+    assert defaults.dashboard_url == "http://127.0.0.1:8080/"
+    changed = Settings.from_env(
+        {"DASHBOARD_HOST": "::1", "DASHBOARD_PORT": "9090", "DASHBOARD_SECURE_COOKIES": "off"}
+    )
+    assert changed.dashboard_url == "http://[::1]:9090/"
+    assert changed.dashboard_secure_cookies is False

@@ -126,6 +126,7 @@ async def test_hostile_text_stays_text_in_the_browser(live_dashboard: LiveDashbo
 
 async def test_roles_see_only_their_pages(live_dashboard: LiveDashboard) -> None:
     editor = await live_dashboard.page("content_editor")
+    editor_name = (await editor.locator(".who").inner_text()).split()[0]
     links = await editor.locator("header nav a").all_inner_texts()
     assert "Audit log" not in links
     response = await editor.goto(live_dashboard.url + "admin/audit")
@@ -141,3 +142,6 @@ async def test_roles_see_only_their_pages(live_dashboard: LiveDashboard) -> None
     download = await download_info.value
     target = Path(await download.path())
     assert target.read_text().startswith("id,created_at,actor,action,target,detail,remote_addr")
+    await admin.click("nav >> text=Accounts")
+    await expect(admin.locator("table.data")).to_contain_text(editor_name)
+    await screenshot(admin, "accounts")
