@@ -62,7 +62,9 @@ async def open_nlu(settings: Settings, stack: contextlib.AsyncExitStack) -> NLUC
     client = nlu_client_for(settings, urls, token)
     await stack.enter_async_context(client)
     if servers:
-        await stack.enter_async_context(NLUSupervisor(servers, client))
+        await stack.enter_async_context(
+            NLUSupervisor(servers, client, hung_after_seconds=settings.nlu_hang_restart_seconds)
+        )
     with contextlib.suppress(Exception):
         client.model = Path(str((await client.status()).get("model_file", ""))).name or None
     return client

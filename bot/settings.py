@@ -57,6 +57,8 @@ class Settings:
     nlu_workers: int = 1
     """How many local NLU servers `make run` starts when `NLU_URL` is unset."""
     nlu_reclassify_seconds: float = 30.0
+    nlu_hang_restart_seconds: float = 60.0
+    """A local NLU server that has not answered for this long is killed and restarted; 0: never."""
     """How often messages stored while the NLU was unavailable are classified again."""
     crisis_confidence_floor: float = 1.0
     """A crisis intent ranked at or above this confidence counts as crisis. Off (1.0) by
@@ -223,6 +225,12 @@ class Settings:
             ),
             nlu_cache_size=_get(env, "NLU_CACHE_SIZE", defaults.nlu_cache_size, _non_negative_int),
             nlu_workers=_get(env, "NLU_WORKERS", defaults.nlu_workers, _workers),
+            nlu_hang_restart_seconds=_get(
+                env,
+                "NLU_HANG_RESTART_SECONDS",
+                defaults.nlu_hang_restart_seconds,
+                _non_negative_float,
+            ),
             nlu_reclassify_seconds=_get(
                 env, "NLU_RECLASSIFY_SECONDS", defaults.nlu_reclassify_seconds, _positive_float
             ),

@@ -8,6 +8,7 @@ the tests stop (SIGSTOP) and kill (SIGKILL) while the real bot is answering user
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
@@ -402,3 +403,32 @@ async def test_a_killed_local_nlu_server_is_restarted_and_nothing_is_lost(
             await assert_classified_when_back(bot, users)
         finally:
             reclassify.cancel()
+
+
+async def test_a_hung_local_nlu_server_is_killed_and_restarted(victim: LocalNLUServer) -> None:
+    async with (
+        NLUClient(
+            victim.url,
+            victim.token,
+            timeout_seconds=FAULT_TIMEOUT,
+            failure_threshold=1,
+            health_interval_seconds=0.3,
+        ) as client,
+        NLUSupervisor([victim], client, check_seconds=0.2, hung_after_seconds=2) as supervisor,
+    ):
+        stopped_pid = victim.pid
+        assert stopped_pid is not None
+        os.killpg(stopped_pid, signal.SIGSTOP)
+        try:
+            deadline = time.monotonic() + 180
+            while not (supervisor.restarts and client.available):
+                assert time.monotonic() < deadline, "the hung NLU server was not restarted"
+                await asyncio.sleep(0.5)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(stopped_pid, signal.SIGCONT)
+        assert supervisor.restarts == 1
+        assert victim.pid not in (None, stopped_pid)
+        with pytest.raises(ProcessLookupError):
+            os.kill(stopped_pid, 0)
+        assert (await client.understand("thank you")).intent == "thanks"
