@@ -23,7 +23,7 @@ QUIET_PIP := { grep -v "is ignored: it is neither a file nor a directory" || tru
 
 TEST_DATABASE_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/postgres
 
-.PHONY: help install install-app install-nlu run chat test check lint types content-check \
+.PHONY: help install install-app install-nlu run dashboard chat test check lint types content-check \
         validate pytest train nlu-report nlu-eval docker-lint bench bench-quick bench-nlu clean
 
 help: ## list the targets
@@ -76,6 +76,9 @@ $(MODEL): $(VENV_NLU)/.installed
 
 run: install train ## set up what is missing, train if needed, start the NLU server, the dashboard and the bot
 	@$(WITH_MODEL) $(PY) -m bot run
+
+dashboard: install train ## run the dashboard alone (URL printed; try-the-bot needs the NLU server it starts)
+	@$(WITH_MODEL) $(PY) -m bot dashboard
 
 chat: install train ## talk to the bot in this terminal (no Telegram token needed)
 	@$(WITH_MODEL) $(PY) -m bot chat

@@ -129,11 +129,14 @@ def login_redirect(request: web.Request) -> web.HTTPFound:
 def build_guard(sessions: Sessions, cookies: CookiePolicy) -> Callable[..., Any]:
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path.startswith(STATIC_PREFIX):  # public, and no database query
+            request[IDENTITY] = None
+            return await handler(request)
         token = request.cookies.get(cookies.session, "")
         ident = await sessions.identify(token) if token else None
         request[IDENTITY] = ident
         match = request.match_info
-        if match.http_exception is not None or request.path.startswith(STATIC_PREFIX):
+        if match.http_exception is not None:
             return await handler(request)
         roles = roles_of(match.handler)
         if roles is None:  # create_dashboard refuses such routes; belt and braces

@@ -7,15 +7,17 @@ The route tests walk `app.router`, so a page added later is covered without a ne
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from sqlalchemy import update
 
 from bot.dashboard.app import public_routes
 from bot.dashboard.audit import AuditFilter, audit_records
 from bot.dashboard.security import CSP, roles_of
-from bot.storage.models import ROLES
+from bot.storage.models import ROLES, DashboardSession
 from tests.dashboard.conftest import PASSWORD, DashboardUnderTest
 
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
@@ -280,3 +282,48 @@ async def test_hostile_text_in_the_audit_log_renders_inert(
     assert "login.failed" in html
     assert "<img src=x" not in html
     assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;[U+202E]" in html
+
+
+async def test_an_expired_session_is_refused(dashboard: DashboardUnderTest) -> None:
+    client = await dashboard.client("moderator")
+    assert (await request(client, "GET", "/")).status == 200
+    async with dashboard.parts.database.session() as session, session.begin():
+        await session.execute(
+            update(DashboardSession).values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+    response = await request(client, "GET", "/")
+    assert response.status == 302
+    assert response.headers["Location"].startswith("/login")
+
+
+async def test_a_password_change_checks_the_old_one_and_ends_other_sessions(
+    dashboard: DashboardUnderTest,
+) -> None:
+    here = await dashboard.client("content_editor")
+    name = here.account.name  # type: ignore[attr-defined]
+    elsewhere = await dashboard.anonymous()
+    assert (await dashboard.log_in(elsewhere, name)).status == 302
+    token = await dashboard.csrf(here)
+
+    async def change(current: str, new: str, repeat: str) -> Any:
+        return await request(
+            here,
+            "POST",
+            "/account/password",
+            data={"current": current, "new": new, "repeat": repeat, "csrf_token": token},
+        )
+
+    wrong = await change("not my password", "a new long password", "a new long password")
+    assert wrong.status == 400 and "current password is wrong" in await wrong.text()
+    differ = await change(PASSWORD, "a new long password", "another long password")
+    assert differ.status == 400 and "differ" in await differ.text()
+    short = await change(PASSWORD, "short", "short")
+    assert short.status == 400 and "at least 12 characters" in await short.text()
+    assert (await request(elsewhere, "GET", "/")).status == 200  # nothing changed yet
+
+    done = await change(PASSWORD, "a new long password", "a new long password")
+    assert done.status == 302
+    assert (await request(here, "GET", "/")).status == 200  # this browser stays logged in
+    assert (await request(elsewhere, "GET", "/")).status == 302  # the other one is out
+    assert (await dashboard.log_in(elsewhere, name, PASSWORD)).status == 401
+    assert (await dashboard.log_in(elsewhere, name, "a new long password")).status == 302
