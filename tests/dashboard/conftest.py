@@ -175,8 +175,10 @@ class LiveDashboard:
     first_admin: tuple[str, str] | None
     _contexts: list[Any] = field(default_factory=list)
 
-    async def add_account(self, role: str, password: str = PASSWORD) -> AccountInfo:
-        name = f"{role.replace('_', '-')}-{next(_names)}"
+    async def add_account(
+        self, role: str, password: str = PASSWORD, name: str | None = None
+    ) -> AccountInfo:
+        name = name or f"{role.replace('_', '-')}-{next(_names)}"
         return await Accounts(self.parts.database).create(name, role, password)
 
     async def new_page(self) -> Page:
@@ -191,9 +193,9 @@ class LiveDashboard:
         await page.click("button[type=submit]")
         await page.wait_for_load_state()
 
-    async def page(self, role: str) -> Page:
+    async def page(self, role: str, name: str | None = None) -> Page:
         """A browser page logged in as a new account of `role`, on the start page."""
-        account = await self.add_account(role)
+        account = await self.add_account(role, name=name)
         page = await self.new_page()
         await self.log_in(page, account.name)
         assert page.url == self.url, page.url

@@ -327,3 +327,23 @@ async def test_a_password_change_checks_the_old_one_and_ends_other_sessions(
     assert (await request(elsewhere, "GET", "/")).status == 302  # the other one is out
     assert (await dashboard.log_in(elsewhere, name, PASSWORD)).status == 401
     assert (await dashboard.log_in(elsewhere, name, "a new long password")).status == 302
+
+
+# Pages that show what users wrote (transcripts, messages, conversations): never for editors.
+TRANSCRIPT_PREFIXES = ("/conversations", "/escalation", "/annotations")
+
+
+async def test_content_editors_reach_no_page_that_shows_what_users_wrote(
+    dashboard: DashboardUnderTest,
+) -> None:
+    routes = [
+        (method, path, roles)
+        for method, path, roles in guarded_routes(dashboard.app)
+        if path.startswith(TRANSCRIPT_PREFIXES)
+    ]
+    assert routes  # the prefixes still name real pages
+    assert [r for r in routes if "content_editor" in r[2]] == []
+    editor = await dashboard.client("content_editor")
+    for method, path, _roles in routes:
+        if method == "GET":
+            assert (await request(editor, method, path)).status == 403, path
