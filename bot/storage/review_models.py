@@ -42,6 +42,8 @@ RISK_RANK: ColumnElement[int] = literal_column(f"({risk_rank_sql()})", Integer)
 # The inbox's order, most severe first, then most recent (`bot.review.inbox`); the index lets
 # a page be read without sorting the whole table.
 INBOX_ORDER_INDEX = Index("ix_users_inbox_order", RISK_RANK, User.last_seen_at, User.id)
+# The campaigns in use are read by skipping through this index (`bot.review.inbox.campaigns`).
+CAMPAIGN_INDEX = Index("ix_users_campaign", User.campaign)
 EXPRESSION_INDEXES = frozenset({"ix_users_inbox_order"})
 """Indexes on an expression, which Alembic cannot compare (tests/test_storage.py)."""
 # The low-confidence queue and the statistics read incoming messages by id and by intent.
