@@ -42,9 +42,10 @@ RISK_RANK: ColumnElement[int] = literal_column(f"({risk_rank_sql()})", Integer)
 # The inbox's order, most severe first, then most recent (`bot.review.inbox`); the index lets
 # a page be read without sorting the whole table.
 INBOX_ORDER_INDEX = Index("ix_users_inbox_order", RISK_RANK, User.last_seen_at, User.id)
-# The campaigns in use are read by skipping through this index (`bot.review.inbox.campaigns`).
-CAMPAIGN_INDEX = Index("ix_users_campaign", User.campaign)
-EXPRESSION_INDEXES = frozenset({"ix_users_inbox_order"})
+# The inbox of one campaign, in the inbox's order; also how the campaigns in use are listed
+# (`bot.review.inbox.campaigns` skips through its first column).
+CAMPAIGN_INDEX = Index("ix_users_campaign", User.campaign, RISK_RANK, User.last_seen_at, User.id)
+EXPRESSION_INDEXES = frozenset({"ix_users_inbox_order", "ix_users_campaign"})
 """Indexes on an expression, which Alembic cannot compare (tests/test_storage.py)."""
 # The low-confidence queue and the statistics read incoming messages by id and by intent.
 MESSAGE_INTENT_INDEX = Index("ix_messages_intent", Message.intent)
