@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import random
 import signal
+import socket
 import sys
 import time
 from collections import defaultdict, deque
@@ -39,6 +41,14 @@ from tests.emulator.factories import JSON
 BENCH_TOKEN = "424242:BENCH-token_for-the-emulator"  # noqa: S105 - the emulator takes any
 FIRST_USER = 7_000_000
 WARM_UP_MESSAGES = 20
+QUIET_AFTER_SECONDS = 10.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 class TimedEmulator(BotAPIEmulator):
@@ -73,21 +83,37 @@ class Scenario:
 
 
 class Load:
-    """Who waits for which reply, and how long the replies took."""
+    """Who waits for which reply, and how long the replies took.
 
-    def __init__(self, texts: Sequence[str], seed: int = 7) -> None:
+    Users sit in slots. A user the bot stops answering (the escalation gate keeps quiet after
+    a request for a person, which the model may read into a message) is given up after
+    `QUIET_AFTER_SECONDS`: the message counts as unanswered and a new user takes the slot.
+    """
+
+    def __init__(
+        self, texts: Sequence[str], slots: int = 0, first_user: int = FIRST_USER, seed: int = 7
+    ) -> None:
         self.texts = texts
         self.random = random.Random(seed)
+        self.slots = [first_user + index for index in range(slots)]
+        self.slot_of = {user: index for index, user in enumerate(self.slots)}
+        self.new_users = itertools.count(FIRST_USER + 1_000_000)
         self.waiting: dict[int, deque[float]] = defaultdict(deque)
         self.latencies: list[float] = []
         self.reply_times: list[float] = []
         self.sent = 0
         self.answered = 0
+        self.unanswered = 0
+        self.replaced_users = 0
         self.first_push = 0.0
         self.last_reply = 0.0
         self.idle = asyncio.Event()
         self.emulator: TimedEmulator | None = None
         self.next_after_reply: Callable[[int, float], None] | None = None
+
+    @property
+    def settled(self) -> bool:
+        return self.answered + self.unanswered >= self.sent
 
     def push(self, user: int) -> None:
         assert self.emulator is not None
@@ -99,18 +125,50 @@ class Load:
         self.idle.clear()
         self.emulator.push_text(user, self.random.choice(self.texts))
 
+    def push_slot(self, slot: int) -> None:
+        self.push(self.slots[slot % len(self.slots)])
+
     def on_reply(self, chat_id: int, at: float) -> None:
         queue = self.waiting.get(chat_id)
         if not queue:
-            return  # a reply to a warm-up message or a second part: not a new answer
+            return  # a warm-up message's reply, or one for a user given up on
         self.latencies.append(at - queue.popleft())
         self.reply_times.append(at)
         self.answered += 1
         self.last_reply = at
-        if self.answered == self.sent:
+        if self.settled:
             self.idle.set()
         if self.next_after_reply is not None:
             self.next_after_reply(chat_id, at)
+
+    def give_up_on_quiet_users(self, now: float) -> list[int]:
+        """Slots whose user was given up on now (see the class docstring)."""
+        freed: list[int] = []
+        for user, queue in list(self.waiting.items()):
+            if not queue or now - queue[0] < QUIET_AFTER_SECONDS:
+                continue
+            self.unanswered += len(queue)
+            del self.waiting[user]
+            slot = self.slot_of.pop(user, None)
+            if slot is not None:
+                replacement = next(self.new_users)
+                self.slots[slot] = replacement
+                self.slot_of[replacement] = slot
+                self.replaced_users += 1
+                freed.append(slot)
+        if self.settled:
+            self.idle.set()
+        return freed
+
+
+async def _watch_quiet(load: Load, deadline: float | None) -> None:
+    """Give up on users the bot stopped answering; in a closed loop, the new user sends."""
+    while True:
+        await asyncio.sleep(1)
+        now = time.monotonic()
+        for slot in load.give_up_on_quiet_users(now):
+            if deadline is not None and now < deadline:
+                load.push_slot(slot)
 
 
 async def _show(load: Load, label: str, started: float) -> None:
@@ -119,40 +177,46 @@ async def _show(load: Load, label: str, started: float) -> None:
         elapsed = time.monotonic() - started
         progress(
             f"  {label}: {elapsed:4.0f} s, sent {load.sent}, answered {load.answered} "
-            f"({load.answered / max(elapsed, 1e-6):.0f}/s)"
+            f"({load.answered / max(elapsed, 1e-6):.0f}/s), unanswered {load.unanswered}"
         )
 
 
-async def _drive_rate(load: Load, users: list[int], rate: float, seconds: float) -> None:
+async def _drive_rate(load: Load, rate: float, seconds: float) -> None:
     total = int(rate * seconds)
     start = time.monotonic()
     for index in range(total):
         delay = start + index / rate - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
-        load.push(users[index % len(users)])
+        load.push_slot(index)
 
 
-async def _drive_max(load: Load, users: list[int], seconds: float) -> float:
+async def _drive_max(load: Load, seconds: float) -> float:
     deadline = time.monotonic() + seconds
 
     def next_message(user: int, at: float) -> None:
-        if at < deadline:
-            load.push(user)
+        slot = load.slot_of.get(user)
+        if at < deadline and slot is not None:
+            load.push_slot(slot)
 
     load.next_after_reply = next_message
-    for user in users:
-        load.push(user)
+    watcher = asyncio.create_task(_watch_quiet(load, deadline))
+    for slot in range(len(load.slots)):
+        load.push_slot(slot)
     await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+    watcher.cancel()
     return deadline
 
 
 async def _wait_idle(load: Load, seconds: float) -> None:
-    if load.answered >= load.sent:
+    """Until every message is answered or given up on (at most `seconds`)."""
+    if load.settled:
         return
+    watcher = asyncio.create_task(_watch_quiet(load, None))
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(seconds):
             await load.idle.wait()
+    watcher.cancel()
 
 
 async def run_scenario(
@@ -175,10 +239,15 @@ async def run_scenario(
             "DATA_DIR": str(workdir),
             "PSEUDONYM_SECRET": "bench-secret-" + "b" * 32,
             "LOG_LEVEL": "WARNING",
+            # The closed-loop users send as fast as they are answered, far above what the
+            # flood control lets through; the benchmark measures answering, so it is lifted.
+            "FLOOD_MAX_MESSAGES": "1000000",
+            # `python -m bot run` serves the dashboard too: on a port of its own here.
+            "DASHBOARD_PORT": str(free_port()),
             "BENCH_TIMINGS_FILE": str(timings_file),
         }
     )
-    load = Load(texts)
+    load = Load(texts, WARM_UP_MESSAGES, first_user=FIRST_USER - WARM_UP_MESSAGES)
     async with TimedEmulator(token=BENCH_TOKEN) as emulator:
         load.emulator = emulator
         emulator.on_reply = load.on_reply
@@ -196,16 +265,16 @@ async def run_scenario(
         try:
             await emulator.wait_for_call("getUpdates", timeout=120)
             # Warm-up: connections, the database's first pages, the model's first calls.
-            for index in range(WARM_UP_MESSAGES):
-                load.push(FIRST_USER - 1 - index)
+            for slot in range(WARM_UP_MESSAGES):
+                load.push_slot(slot)
             await _wait_idle(load, drain_seconds)
-            if load.answered < load.sent:
+            if load.answered < WARM_UP_MESSAGES // 2:
                 raise RuntimeError(f"the bot did not answer its warm-up; see {workdir}/bot.log")
             bot.send_signal(signal.SIGUSR1)  # forget the warm-up's timings
             await asyncio.sleep(0.2)
-            load = _fresh(load)
+            load = Load(texts, scenario.users)
+            load.emulator = emulator
             emulator.on_reply = load.on_reply
-            users = [FIRST_USER + index for index in range(scenario.users)]
             pids = {"bot": bot.pid, "bench": os.getpid()}
             pids |= {f"nlu{index + 1}": pid for index, pid in enumerate(scenario.nlu_pids)}
             monitor = Monitor(pids)
@@ -213,12 +282,14 @@ async def run_scenario(
             started = time.monotonic()
             shower = asyncio.create_task(_show(load, scenario.name, started))
             if scenario.mode == "rate":
-                await _drive_rate(load, users, scenario.rate, scenario.seconds)
+                watcher = asyncio.create_task(_watch_quiet(load, None))
+                await _drive_rate(load, scenario.rate, scenario.seconds)
+                watcher.cancel()
                 await _wait_idle(load, drain_seconds)
                 window_end = load.last_reply
                 answered_in_window = load.answered
             else:
-                window_end = await _drive_max(load, users, scenario.seconds)
+                window_end = await _drive_max(load, scenario.seconds)
                 answered_in_window = sum(1 for at in load.reply_times if at <= window_end)
                 await _wait_idle(load, drain_seconds)
             shower.cancel()
@@ -259,6 +330,8 @@ async def run_scenario(
         "seconds": round(window, 2),
         "sent": load.sent,
         "answered": load.answered,
+        "unanswered": load.sent - load.answered,
+        "users_given_up": load.replaced_users,
         "answered_per_second": round(answered_in_window / window, 1),
         "reply_latency_ms": summary_ms(load.latencies),
         "nlu_call_ms": summary_ms(nlu),
@@ -278,9 +351,3 @@ async def run_scenario(
         f"p95 {reply.get('p95')} ms, bot {usage['bot'].peak_rss_mb:.0f} MB"
     )
     return result
-
-
-def _fresh(old: Load) -> Load:
-    load = Load(old.texts)
-    load.emulator = old.emulator
-    return load

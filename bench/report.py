@@ -171,10 +171,11 @@ def markdown(results: dict[str, Any]) -> str:
             "The bot (python-telegram-bot via the Bot API emulator, "
             f"{results['bot'][0]['users']} users):",
             "",
-            "| database | durability | NLU servers | cache | load | answered/s | reply p50 | p95 "
+            "| database | durability | NLU servers | cache | load | answered/s | unanswered "
+            "| reply p50 | p95 "
             "| p99 | NLU call p95 | rest of pipeline p50 / p95 | of which database p95 "
             "| bot RSS peak | bot CPU | NLU CPU | cache hits |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for run in results["bot"]:
             reply, nlu, rest = run["reply_latency_ms"], run["nlu_call_ms"], run["pipeline_rest_ms"]
@@ -192,6 +193,7 @@ def markdown(results: dict[str, Any]) -> str:
                 f"| {run['backend']} | {run['durability']} | {run['nlu_servers']} "
                 f"| {run['cache_size'] or 'off'} "
                 f"| {load} | {_fmt(run['answered_per_second'])} "
+                f"| {run.get('unanswered', 0)} of {run.get('sent', '?')} "
                 f"| {_fmt(reply.get('p50'))} ms | {_fmt(reply.get('p95'))} ms "
                 f"| {_fmt(reply.get('p99'))} ms | {_fmt(nlu.get('p95'))} ms "
                 f"| {_fmt(rest.get('p50'))} / {_fmt(rest.get('p95'))} ms "

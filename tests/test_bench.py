@@ -24,14 +24,16 @@ def test_the_corpus_is_story_lines_and_the_development_set_never_the_held_out_se
     stories, dev = story_texts(), dev_texts()
     assert corpus == stories + dev
     assert len(stories) >= 25
-    assert len(dev) == len(yaml.safe_load(DEV_SET.read_text())["examples"])
+    examples = yaml.safe_load(DEV_SET.read_text())["examples"]
+    assert dev == [e["text"] for e in examples if e["intent"] != "request_human"]
     assert DEV_SET == PROJECT_ROOT / "tests" / "dev" / "nlu_dev.yml"
     assert "heldout" not in Path(corpus_module.__file__).read_text()
 
 
-def test_the_corpus_leaves_out_forget_and_group_chat_steps() -> None:
+def test_the_corpus_leaves_out_forget_person_requests_and_group_chat_steps() -> None:
     texts = story_texts()
-    assert not [t for t in texts if t.startswith("/forget")]
+    assert not [t for t in texts if t.startswith(("/forget", "/human"))]
+    assert "can i talk to a real person" not in load_corpus()
     assert "/start" in texts
     group_only = "the dawla protects the sunnis"  # sent in a group in story 18 only
     counts = sum(1 for t in texts if t == group_only)
@@ -70,6 +72,8 @@ def bot_run(**changes: Any) -> dict[str, Any]:
         "nlu_servers": 1,
         "cache_size": 0,
         "answered_per_second": 30.0,
+        "sent": 900,
+        "unanswered": 0,
         "reply_latency_ms": {"p50": 20.0, "p95": 55.0, "p99": 70.0},
         "nlu_call_ms": {"p95": 15.0},
         "pipeline_rest_ms": {"p50": 3.0, "p95": 6.0},
@@ -104,7 +108,7 @@ def test_targets_compare_the_pipeline_with_the_nlu_servers_own_figures() -> None
     assert rows[share] == ("99 / 110 msg/s = 90%", "met")  # the best single-server figure
     assert rows["bot process peak RSS (all runs)"] == ("151 MB", "**missed**")
     table = report.markdown(results)
-    assert "| sqlite | full | 2 | off | 30.0/s offered |" in table
+    assert "| sqlite | full | 2 | off | 30.0/s offered | 30.0 | 0 of 900 |" in table
 
 
 def test_the_readme_section_is_replaced_between_its_markers(tmp_path: Path) -> None:
