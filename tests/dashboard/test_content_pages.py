@@ -173,9 +173,7 @@ async def test_an_editor_writes_a_testimony_an_admin_approves_it_and_a_user_gets
 
         parts = DashboardParts(bot.store.database, bot.store, bot.library, bot.conversation)
         async with serving_dashboard(bot.settings, parts, out=_Capture()):
-            # "localhost": Chromium keeps the production cookies (Secure, __Host-) there over
-            # plain http, as on a TLS site.
-            base = f"http://localhost:{bot.settings.dashboard_port}/"
+            base = bot.settings.dashboard_url
             accounts = Accounts(bot.store.database)
             editor = await accounts.create("editor-amal", "content_editor", PASSWORD)
             admin = await accounts.create("admin-jonas", "admin", PASSWORD)
@@ -208,7 +206,6 @@ async def test_an_editor_writes_a_testimony_an_admin_approves_it_and_a_user_gets
             await reviewer.goto(base + "content/testimony/browser-only-used")
             await reviewer.click("text=Approve revision 1")
             assert "Approved: users get it within seconds." in await reviewer.inner_text("main")
-            await reviewer.screenshot(path=str(SCREENSHOTS / "content-history.png"), full_page=True)
 
             started = time.monotonic()
             while "browser-only-used" not in {t.id for t in bot.library.current().testimonies}:
@@ -217,6 +214,13 @@ async def test_an_editor_writes_a_testimony_an_admin_approves_it_and_a_user_gets
             bot.emulator.push_text(user, CLAIM_MESSAGE)
             messages = await bot.emulator.wait_for_messages(user, 1, timeout=20)
             assert f"“{quote}”" in messages[0]["text"]
+
+            # An edit waits for review; the page shows what changed, word by word.
+            await page.goto(base + "content/testimony/browser-only-used/edit")
+            await page.fill("textarea[name=text]", "Nobody there was protected. We were used.")
+            await page.click("button[value=save]")
+            assert "revision 2 is draft" in await page.inner_text("main")
+            await page.screenshot(path=str(SCREENSHOTS / "content-history.png"), full_page=True)
 
 
 async def _logged_in(browser: Browser, base: str, name: str) -> Page:
