@@ -8,6 +8,7 @@ who is logged in and what the request was.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.nlu.intents import ALL_INTENTS
 from bot.review.inbox import PSEUDONYM_SHOWN
+from bot.storage.content_models import CONTENT_KINDS, ContentItem
 from bot.storage.database import Database
 from bot.storage.models import Message, User, utcnow
 from bot.storage.review_models import ConversationReview, IntentAnnotation, ModeratorNote
@@ -79,6 +81,22 @@ class Transcript:
     reviewed_by: str | None
     messages: list[TranscriptMessage]
     notes: list[Note]
+
+
+async def content_kinds(database: Database, ids: Iterable[str]) -> dict[str, str]:
+    """The kind (testimony, fact, resource, ...) of each content id the library has, so a
+    page can link to the item; an id the library no longer has is left out."""
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    statement = select(ContentItem.key, ContentItem.kind).where(ContentItem.key.in_(wanted))
+    found: dict[str, str] = {}
+    async with database.session() as session:
+        for key, kind in (await session.execute(statement)).all():
+            # A key used by two kinds: the content a user is sent first (testimony) wins.
+            if key not in found or CONTENT_KINDS.index(kind) < CONTENT_KINDS.index(found[key]):
+                found[key] = kind
+    return found
 
 
 async def user_id_of(database: Database, pseudonym: str) -> int:

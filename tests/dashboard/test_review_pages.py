@@ -50,7 +50,7 @@ async def test_a_moderator_reviews_a_flagged_conversation(dashboard: DashboardUn
 
     page = await (await client.get("/conversations/crisis-user")).text()
     assert "crisis_self_harm</strong> (0.64)" in page
-    assert 'href="/content/icsr-not-protecting-but-killing"' in page
+    assert 'href="/content/testimony/icsr-not-protecting-but-killing"' in page
     assert "<script>window" not in page and "[U+202E]" in page
     token = await dashboard.csrf(client, "/conversations/crisis-user")
 

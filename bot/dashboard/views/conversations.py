@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import date
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -23,6 +23,7 @@ from bot.review.transcript import (
     NotFound,
     add_note,
     annotate,
+    content_kinds,
     mark_reviewed,
     set_flag,
     transcript,
@@ -33,11 +34,17 @@ from bot.safety.risk import RISK_LEVELS
 routes = web.RouteTableDef()
 NAV = [nav(10, "Inbox", "/conversations", "admin", "moderator")]
 MODERATORS = ("admin", "moderator")
-CONTENT_ITEM_URL = "/content/{id}"
-"""Where the content library shows one item (testimony, fact, resource) by its id."""
+CONTENT_ITEM_URL = "/content/{kind}/{key}"
+"""Where the content library shows one item (`bot/dashboard/views/content.py`)."""
 TAKEOVER_URL = "/escalation/{pseudonym}"
 """The escalation page of a conversation: alerts, takeover, mute, closing a crisis."""
 FILTER_FIELDS = ("flag", "level", "intent", "status", "since", "until", "campaign", "q")
+
+
+def content_url(kinds: dict[str, str], item: str) -> str | None:
+    """The content library's page of `item`, if the library has it."""
+    kind = kinds.get(item)
+    return CONTENT_ITEM_URL.format(kind=kind, key=quote(item, safe="")) if kind else None
 
 
 def _day(raw: str, field: str) -> date | None:
@@ -118,12 +125,14 @@ async def _user(request: web.Request) -> tuple[int, str]:
 @aiohttp_jinja2.template("transcript.html")
 async def transcript_page(request: web.Request) -> dict[str, Any]:
     user_id, pseudonym = await _user(request)
-    seen = await transcript(request.app[SERVICES].database, user_id)
+    database = request.app[SERVICES].database
+    seen = await transcript(database, user_id)
+    kinds = await content_kinds(database, (i for m in seen.messages for i in m.content_ids))
     await audit(request, "transcript.view", target=pseudonym)
     return {
         "t": seen,
         "intents": sorted(ALL_INTENTS),
-        "content_url": lambda item: CONTENT_ITEM_URL.format(id=item),
+        "content_url": lambda item: content_url(kinds, item),
         "takeover_url": TAKEOVER_URL.format(pseudonym=pseudonym),
         "saved": request.query.get("saved", ""),
     }

@@ -17,6 +17,7 @@ from bot.dashboard.app import SERVICES, nav
 from bot.dashboard.audit import audit
 from bot.dashboard.charts import Series, bar_chart, line_chart
 from bot.dashboard.security import requires_role
+from bot.dashboard.views.conversations import content_url
 from bot.nlu.intents import CLAIM_INTENTS
 from bot.review.statistics import (
     OUTCOMES,
@@ -27,6 +28,7 @@ from bot.review.statistics import (
     intents_by_day,
     to_csv,
 )
+from bot.review.transcript import content_kinds
 from bot.storage.database import Database
 
 routes = web.RouteTableDef()
@@ -84,6 +86,8 @@ async def statistics(request: web.Request) -> dict[str, Any]:
         for intent in sorted(CLAIM_INTENTS)
     ]
     query = urlencode({k: v for k, v in form.items() if v})
+    content = await content_outcomes(database, period)
+    kinds = await content_kinds(database, (c.content_id for c in content))
     return {
         "period": period,
         "form": form,
@@ -115,7 +119,8 @@ async def statistics(request: web.Request) -> dict[str, Any]:
         ),
         "claims_chart": line_chart("Recruitment claims per day", labels, claims),
         "intents": await _intent_rows(database, period),
-        "content": await content_outcomes(database, period),
+        "content": content,
+        "content_url": lambda item: content_url(kinds, item),
         "outcomes": OUTCOMES,
         "campaigns": await campaign_activity(database, period),
     }
