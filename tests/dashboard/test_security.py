@@ -10,6 +10,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlalchemy import update
@@ -17,6 +18,7 @@ from sqlalchemy import update
 from bot.dashboard.app import public_routes
 from bot.dashboard.audit import AuditFilter, audit_records
 from bot.dashboard.security import CSP, roles_of
+from bot.dashboard.views.login import _next_path
 from bot.storage.models import ROLES, DashboardSession
 from tests.dashboard.conftest import PASSWORD, DashboardUnderTest
 
@@ -222,6 +224,24 @@ async def test_a_disabled_account_cannot_log_in_and_loses_its_sessions(
     response = await dashboard.log_in(client, name)
     assert response.status == 401
     assert "disabled" in await response.text()
+
+
+@pytest.mark.parametrize(
+    ("raw", "kept"),
+    [
+        ("/conversations?flag=crisis&page=2", True),
+        ("/escalation/abc-123#latest", False),  # a fragment never reaches the server anyway
+        ("//evil.example/", False),
+        ("/\\evil.example", False),
+        ("/\t/evil.example", False),
+        ("/\n/evil.example", False),
+        ("https://evil.example/", False),
+        ("javascript:alert(1)", False),
+        ("", False),
+    ],
+)
+def test_only_local_paths_are_kept_after_login(raw: str, kept: bool) -> None:
+    assert _next_path(raw) == (raw if kept else "/")
 
 
 async def test_login_redirects_only_to_local_paths(dashboard: DashboardUnderTest) -> None:

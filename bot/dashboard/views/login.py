@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import aiohttp_jinja2
@@ -15,11 +16,14 @@ from bot.storage.models import ROLES
 routes = web.RouteTableDef()
 
 
+# A local path of plain URL characters: no "//host", no backslash, no whitespace or control
+# characters (browsers drop tabs and newlines, turning "/\t/evil.example" into "//evil.example").
+_LOCAL_PATH = re.compile(r"/(?![/\\])[A-Za-z0-9/_.~%?=&+:;,@!$'()*-]*")
+
+
 def _next_path(raw: str) -> str:
     """Only a local path: an open redirect to another site would help phishing."""
-    if raw.startswith("/") and not raw.startswith("//") and "\\" not in raw:
-        return raw
-    return "/"
+    return raw if len(raw) <= 2000 and _LOCAL_PATH.fullmatch(raw) else "/"
 
 
 @routes.get("/login", name="login")
