@@ -74,6 +74,14 @@ async def test_the_library_lists_and_filters_the_imported_content(
     assert "New item" not in testimonies, "moderators may look, not edit"
 
 
+async def test_an_id_from_a_transcript_leads_to_its_item(dashboard: DashboardUnderTest) -> None:
+    moderator = await dashboard.client("moderator")
+    found = await moderator.get("/content/de-bamf-beratungsstelle", allow_redirects=False)
+    assert found.headers["Location"] == "/content/resource/de-bamf-beratungsstelle"
+    assert (await moderator.get("/content/no-such-item")).status == 404
+    assert (await moderator.get("/content/new")).status == 403, "moderators may not edit"
+
+
 async def test_a_testimony_with_errors_is_shown_again_with_each_error_at_its_field(
     dashboard: DashboardUnderTest,
 ) -> None:

@@ -376,3 +376,16 @@ async def content_return(request: web.Request) -> web.StreamResponse:
 @requires_role(*EDITORS)
 async def content_retire(request: web.Request) -> web.StreamResponse:
     return await _step(request, "retire")
+
+
+# Registered last, so that /content/new is matched first.
+@routes.get("/content/{key}", name="content_by_id")
+@requires_role(*VIEWERS)
+async def content_by_id(request: web.Request) -> web.StreamResponse:
+    """A testimony, fact or resource by its id alone (messages record only the id)."""
+    key = request.match_info["key"]
+    content = _content(request)
+    for kind in ("testimony", "fact", "resource"):
+        if await content.item(kind, key) is not None:
+            raise web.HTTPFound(item_url(kind, key))
+    raise web.HTTPNotFound(text=f"There is no testimony, fact or resource '{key}'.")
