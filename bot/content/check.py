@@ -1,7 +1,8 @@
 """`python -m bot content check`: validate `responses/` and print what the content team must fix.
 
-Errors stop the bot from loading the library (exit code 1); warnings are things to look at
-before a campaign (thin claims, stale phone numbers, crisis lines still in draft).
+Errors stop `content import` (exit code 1); the editor applies the same rules to each change
+in the database. Warnings are things to look at before a campaign (thin claims, stale phone
+numbers, crisis lines still in draft).
 """
 
 from __future__ import annotations
