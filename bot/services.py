@@ -15,6 +15,7 @@ from types import TracebackType
 
 from bot.content.database_provider import DatabaseLibraryProvider
 from bot.content.documents import read_items
+from bot.content.loader import ContentError
 from bot.conversation import Conversation
 from bot.nlu.client import NLUClient
 from bot.nlu.server import LocalNLUServer, latest_model
@@ -98,7 +99,12 @@ async def open_library(
         if await content.import_if_empty(read_items(settings.content_dir)):
             log.info("content library imported from %s into the database", settings.content_dir)
     else:
-        added = await content.import_missing_replies(read_items(settings.content_dir))
+        try:
+            added = await content.import_missing_replies(read_items(settings.content_dir))
+        except ContentError as exc:
+            # The library is in the database; a broken YAML folder must not stop the bot.
+            log.warning("%s not read for missing replies: %s", settings.content_dir, exc)
+            added = []
         if added:
             log.info("replies the code needs imported from %s: %s", settings.content_dir, added)
     library = DatabaseLibraryProvider(content, settings.content_refresh_seconds)

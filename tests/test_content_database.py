@@ -324,3 +324,14 @@ async def test_a_reply_the_code_needs_is_imported_at_start_when_missing(
         assert provider.current().replies["thanks"] == load_library(RESPONSES).replies["thanks"]
     detail = await content.item("reply", "thanks")
     assert detail is not None and detail.latest.author == IMPORT_ACTOR
+
+
+async def test_a_broken_yaml_folder_does_not_stop_a_bot_whose_library_is_in_the_database(
+    content: ContentStore, tmp_path: Path
+) -> None:
+    (tmp_path / "responses").mkdir()
+    (tmp_path / "responses" / "replies.yml").write_text("replies: [broken\n", encoding="utf-8")
+    settings = make_settings(tmp_path, content_dir=tmp_path / "responses")
+    async with contextlib.AsyncExitStack() as stack:
+        provider = await open_library(content, settings, stack)
+        assert provider.current().replies == load_library(RESPONSES).replies
