@@ -147,8 +147,11 @@ async def test_the_contact_is_stored_sealed_once_and_deleted_by_forget(store: St
     sealer = ContactSealer("k" * 40)
     chat_id = 7_700_123_456
     state = await store.load_user("p-contact")
-    await store.save_user(state, contact=sealer.seal(chat_id))
-    await store.save_user(state, contact=sealer.seal(1))  # the first one stays
+    old_key = ContactSealer("o" * 40)
+    await store.save_user(state, contact=old_key.seal(chat_id))
+    await store.save_user(state)  # a turn without a contact (the terminal chat) keeps it
+    assert await EscalationStore(store.database).contact_of("p-contact") is not None
+    await store.save_user(state, contact=sealer.seal(chat_id))  # after CONTACT_SECRET rotated
     escalations = EscalationStore(store.database)
     await escalations.raise_alert("p-contact", CRISIS, "crisis", [])
     sealed = await escalations.contact_of("p-contact")

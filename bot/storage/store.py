@@ -169,7 +169,7 @@ class Store:
         only ever raised here: a moderator may have closed it while this turn ran, and only a
         moderator closes it (`close_crisis`). The risk level is computed in the same
         transaction from the crisis state as stored, so the two cannot disagree. `contact`
-        (an encrypted chat id) is stored if the user has none yet.
+        (an encrypted chat id) replaces the stored one.
         """
         values: dict[str, Any] = {
             "country": state.country,
@@ -183,7 +183,8 @@ class Store:
         if state.in_crisis:
             values["in_crisis"] = True
         if contact is not None:
-            values["contact"] = func.coalesce(User.contact, contact)
+            # Sealed afresh every turn, so a rotated CONTACT_SECRET heals on the next message.
+            values["contact"] = contact
         statement = (
             update(User)
             .where(User.pseudonym == state.pseudonym)
