@@ -6,6 +6,7 @@ so what is stored and what is said cannot differ between them.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -20,10 +21,11 @@ from bot.nlu.client import NLUClient
 from bot.nlu.understanding import Understanding
 from bot.observability import metrics
 from bot.policy.compose import Reply, ReplyContext, compose, wait_phrase
-from bot.policy.decision import SILENT, Button, Command, Message, NonText, ReplyPlan, decide
+from bot.policy.decision import CALM, SILENT, Button, Command, Message, NonText, ReplyPlan, decide
 from bot.policy.state import UserState
 from bot.safety.risk import record_signals
 from bot.settings import Settings
+from bot.storage.resilient import database_unreachable
 from bot.storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -92,6 +94,7 @@ class Conversation:
             human_wait=wait_phrase(settings.human_reply_estimate_minutes),
         )
         self.escalation = escalation or Escalation(settings, store, library, self.context)
+        self._retries: set[asyncio.Task[None]] = set()
 
     async def handle(
         self,
@@ -166,7 +169,7 @@ class Conversation:
                 if campaign and not state.campaign:
                     state.campaign = campaign
 
-        flood = await self.escalation.flood_status(pseudonym)
+        flood = await self._flood_status(pseudonym)
         plan = decide(event, state, flood)
         library = self.library.current()
         if plan.kind == "forget_done":
@@ -176,7 +179,7 @@ class Conversation:
         if plan.kind == SILENT:
             await self.store.save_user(state, contact=contact)
             if not is_test:
-                await self.escalation.after_turn(before_level, state, plan)
+                await self._after_turn(before_level, state, plan)
             log.info("no reply: %s", "a person handles the conversation, a mute or a flood")
             return []
         reply = compose(plan, state, library, self.context)
@@ -199,8 +202,44 @@ class Conversation:
         )
         await self.store.save_user(state, contact=contact)
         if not is_test:
-            await self.escalation.after_turn(before_level, state, plan)
+            await self._after_turn(before_level, state, plan)
         return [reply]
+
+    async def _flood_status(self, pseudonym: str) -> str:
+        """The flood check reads the database; while it is unreachable nobody is throttled."""
+        try:
+            return await self.escalation.flood_status(pseudonym)
+        except Exception as exc:
+            if not database_unreachable(exc):
+                raise
+            return CALM
+
+    async def _after_turn(self, before_level: str, state: UserState, plan: ReplyPlan) -> None:
+        """Raise the turn's alerts; while the database is unreachable, keep retrying them.
+
+        The user's reply never waits for this: a crisis reply goes out whatever happens to
+        the alert. The retries live in memory (a restart during an outage loses them).
+        """
+        try:
+            await self.escalation.after_turn(before_level, state, plan)
+        except Exception as exc:
+            if not database_unreachable(exc):
+                raise
+            log.warning("database unavailable: the turn's alerts are retried in the background")
+            task = asyncio.create_task(self._retry_after_turn(before_level, state, plan))
+            self._retries.add(task)
+            task.add_done_callback(self._retries.discard)
+
+    async def _retry_after_turn(self, before_level: str, state: UserState, plan: ReplyPlan) -> None:
+        while True:
+            await asyncio.sleep(self.settings.write_buffer_retry_seconds)
+            try:
+                await self.escalation.after_turn(before_level, state, plan)
+                return
+            except Exception as exc:
+                if not database_unreachable(exc):
+                    log.exception("raising a turn's alerts failed")
+                    return
 
 
 def _apply_flags(plan: ReplyPlan, state: UserState) -> None:

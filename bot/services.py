@@ -21,8 +21,10 @@ from bot.nlu.client import NLUClient
 from bot.nlu.server import LocalNLUServer, latest_model
 from bot.nlu.supervisor import NLUSupervisor
 from bot.settings import Settings
+from bot.storage.buffer import WriteBuffer
 from bot.storage.content_store import ContentStore
 from bot.storage.database import Database
+from bot.storage.resilient import ResilientStore
 from bot.storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -113,6 +115,12 @@ async def open_library(
     return library
 
 
+def resilient_store(database: Database, settings: Settings) -> ResilientStore:
+    """The store the bot uses: it buffers writes on disk while the database is unavailable."""
+    buffer = WriteBuffer(settings.write_buffer_path, settings.write_buffer_max_bytes)
+    return ResilientStore(database, buffer, settings.write_buffer_retry_seconds)
+
+
 class Services:
     """Database, content library, NLU client and the conversation built on them."""
 
@@ -125,7 +133,10 @@ class Services:
             self.database = Database(self.settings.database_url, self.settings.database_durability)
             await self.database.start()
             self._stack.push_async_callback(self.database.close)
-            self.store = Store(self.database)
+            store = resilient_store(self.database, self.settings)
+            store.open_buffer()
+            self._stack.push_async_callback(store.close)
+            self.store: Store = store
             self.content = ContentStore(self.database)
             self.library = await open_library(self.content, self.settings, self._stack)
             self.nlu = await open_nlu(self.settings, self._stack)

@@ -118,6 +118,11 @@ class Settings:
     flood_window_seconds: int = 30
     """More than `flood_max_messages` from one user within this window: one cooldown note,
     then the rest are stored without a reply (never for a user at high risk or in crisis)."""
+    write_buffer_max_bytes: int = 50_000_000
+    """The most the write buffer (`DATA_DIR/write-buffer.jsonl`) may hold while the database
+    is unavailable; writes past it are lost (and logged)."""
+    write_buffer_retry_seconds: float = 2.0
+    """How often the buffer's flusher tries the database again."""
 
     @property
     def effective_listen_port(self) -> int | None:
@@ -140,6 +145,10 @@ class Settings:
     dashboard_session_hours: float = 8.0
     dashboard_login_max_failures: int = 5
     dashboard_login_lock_minutes: float = 15.0
+
+    @property
+    def write_buffer_path(self) -> Path:
+        return self.data_dir / "write-buffer.jsonl"
 
     @property
     def local_nlu_url(self) -> str:
@@ -331,6 +340,15 @@ class Settings:
             ),
             flood_window_seconds=_get(
                 env, "FLOOD_WINDOW_SECONDS", defaults.flood_window_seconds, _positive_int
+            ),
+            write_buffer_max_bytes=_get(
+                env, "WRITE_BUFFER_MAX_BYTES", defaults.write_buffer_max_bytes, _positive_int
+            ),
+            write_buffer_retry_seconds=_get(
+                env,
+                "WRITE_BUFFER_RETRY_SECONDS",
+                defaults.write_buffer_retry_seconds,
+                _positive_float,
             ),
         )._checked()
 

@@ -29,11 +29,12 @@ from bot.escalation.service import Escalation
 from bot.nlu.client import NLUClient
 from bot.nlu.server import LocalNLUServer, latest_model
 from bot.run import serve_webhook
-from bot.services import Services, nlu_client_for, open_library
+from bot.services import Services, nlu_client_for, open_library, resilient_store
 from bot.settings import PROJECT_ROOT, Settings
 from bot.storage.content_store import ContentStore
 from bot.storage.database import Database
 from bot.storage.pseudonym import pseudonymise
+from bot.storage.resilient import ResilientStore
 from bot.storage.store import Store
 from bot.telegram.app import build_application, run_polling
 from bot.telegram.handlers import FrontEnd
@@ -154,7 +155,7 @@ class RunningBot:
 
     backend: str
     emulator: BotAPIEmulator
-    store: Store
+    store: ResilientStore
     settings: Settings
     library: DatabaseLibraryProvider
     nlu: NLUClient
@@ -207,7 +208,8 @@ async def running_bot(
         await nlu.start()
         database = Database(url)
         await database.start()
-        store = Store(database)
+        store = resilient_store(database, settings)
+        store.open_buffer()
         content = ContentStore(database)
         # The library comes from the database, imported from responses/ as on a first start.
         stack = contextlib.AsyncExitStack()
@@ -240,7 +242,7 @@ async def running_bot(
             stop.set()
             await asyncio.wait_for(polling, timeout=30)
             await stack.aclose()
-            await database.close()
+            await store.close()
             await nlu.close()
 
 

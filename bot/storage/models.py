@@ -153,6 +153,7 @@ class Message(Base):
     __tablename__ = "messages"
     __table_args__ = (
         Index("ix_messages_user_id_created_at", "user_id", "created_at"),
+        Index("ix_messages_write_key", "write_key", unique=True),
         CheckConstraint("direction IN ('in', 'out')", name="direction"),
     )
 
@@ -175,6 +176,9 @@ class Message(Base):
     flags: Mapped[list[str]] = mapped_column(PortableJSON, default=list)
     update_id: Mapped[int | None] = mapped_column(BigInteger)
     is_test: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Makes a write idempotent: the same message written twice (replayed from the write
+    # buffer, or an update answered again after a crash) is stored once. NULL for old rows.
+    write_key: Mapped[str | None] = mapped_column(String(40))
 
 
 class ProcessedUpdate(Base):

@@ -146,21 +146,13 @@ class Store:
                 await session.commit()
                 user = await self._find_user(session, pseudonym)
             assert user is not None
-            return UserState(
-                pseudonym=user.pseudonym,
-                country=user.country,
-                campaign=user.campaign,
-                in_crisis=user.in_crisis,
-                human_requested=user.human_requested,
-                last_claim=user.last_claim,
-                last_reply_kind=user.last_reply_kind,
-                shown_testimonies=list(user.shown_testimonies),
-                risk_signals=dict(user.risk_signals),
-                risk_level=user.risk_level,
-                risk_reasons=list(user.risk_reasons),
-                handling=user.handling,
-                muted=user.muted,
-            )
+            return _user_state(user)
+
+    async def find_user(self, pseudonym: str) -> UserState | None:
+        """The user's conversation state, or None for an unknown user; reads only."""
+        async with self.database.session() as session:
+            user = await self._find_user(session, pseudonym)
+            return None if user is None else _user_state(user)
 
     async def save_user(self, state: UserState, *, contact: str | None = None) -> None:
         """Persist the conversation state and the risk level derived from it.
@@ -234,48 +226,60 @@ class Store:
         flags: Sequence[str] = (),
         update_id: int | None = None,
         is_test: bool = False,
+        write_key: str | None = None,
+        created_at: datetime | None = None,
     ) -> int:
         """Store one message and return its id.
 
         Also marks the user as seen now, and raises the user's moderator flags when `flags`
-        holds "risk" or "crisis" (they are never lowered here).
+        holds "risk" or "crisis" (they are never lowered here). A message whose `write_key`
+        is already stored is not stored again: the existing row's id is returned, so a write
+        replayed from the write buffer or repeated after a crash leaves one row.
+        `created_at` (default now) is when the message happened, also for a replayed write.
         """
         if direction not in DIRECTIONS:
             raise ValueError(f"direction must be 'in' or 'out', not {direction!r}")
-        now = utcnow()
+        now = created_at or utcnow()
         seen: dict[str, Any] = {"last_seen_at": now}
         if "risk" in flags:
             seen["risk_flag"] = True
         if "crisis" in flags:
             seen["crisis_flag"] = True
         touch = update(User).where(User.pseudonym == pseudonym).values(**seen).returning(User.id)
-        message = Message(
-            created_at=now,
-            direction=direction,
-            kind=kind,
-            text=text,
-            content_ids=list(content_ids),
-            flags=list(flags),
-            update_id=update_id,
-            is_test=is_test,
-        )
+        values: dict[str, Any] = {
+            "created_at": now,
+            "direction": direction,
+            "kind": kind,
+            "text": text,
+            "content_ids": list(content_ids),
+            "flags": list(flags),
+            "update_id": update_id,
+            "is_test": is_test,
+            "write_key": write_key,
+            "ranking": [],
+            "entities": [],
+        }
         if understanding is not None:
-            message.intent = understanding.intent
-            message.confidence = understanding.confidence
-            message.ranking = understanding.ranking_json()
-            message.entities = understanding.entities_json()
-            message.intent_source = understanding.source
-            message.model = understanding.model
+            values |= {
+                "intent": understanding.intent,
+                "confidence": understanding.confidence,
+                "ranking": understanding.ranking_json(),
+                "entities": understanding.entities_json(),
+                "intent_source": understanding.source,
+                "model": understanding.model,
+            }
         async with self.database.session() as session, session.begin():
             # A write first, so that SQLite takes its write lock before reading anything.
             user_id = (await session.execute(touch)).scalar_one_or_none()
             if user_id is None:
                 await session.execute(self._insert_user_if_missing(pseudonym))
                 user_id = (await session.execute(touch)).scalar_one()
-            message.user_id = user_id
-            session.add(message)
-            await session.flush()
-            return message.id
+            insert_message = self._insert_unless_written(values | {"user_id": user_id})
+            message_id = (await session.execute(insert_message)).scalar_one_or_none()
+            if message_id is None:  # written before under the same key
+                existing = select(Message.id).where(Message.write_key == write_key)
+                message_id = (await session.execute(existing)).scalar_one()
+            return message_id
 
     async def unclassified_messages(self, limit: int = 100) -> list[tuple[int, str]]:
         """(id, text) of incoming texts stored while the NLU was unavailable, oldest first."""
@@ -438,6 +442,22 @@ class Store:
         result = await session.execute(select(User).where(User.pseudonym == pseudonym))
         return result.scalar_one_or_none()
 
+    def _insert_unless_written(self, values: dict[str, Any]) -> Executable:
+        """INSERT a message, doing nothing when its write key is already stored."""
+        if self.database.dialect == "postgresql":
+            return (
+                postgresql.insert(Message)
+                .values(**values)
+                .on_conflict_do_nothing(index_elements=[Message.write_key])
+                .returning(Message.id)
+            )
+        return (
+            sqlite.insert(Message)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["write_key"])
+            .returning(Message.id)
+        )
+
     def _insert_user_if_missing(self, pseudonym: str) -> Executable:
         now = utcnow()
         values: dict[str, Any] = {
@@ -466,6 +486,24 @@ class Store:
             .values(**values)
             .on_conflict_do_nothing(index_elements=["pseudonym"])
         )
+
+
+def _user_state(user: User) -> UserState:
+    return UserState(
+        pseudonym=user.pseudonym,
+        country=user.country,
+        campaign=user.campaign,
+        in_crisis=user.in_crisis,
+        human_requested=user.human_requested,
+        last_claim=user.last_claim,
+        last_reply_kind=user.last_reply_kind,
+        shown_testimonies=list(user.shown_testimonies),
+        risk_signals=dict(user.risk_signals),
+        risk_level=user.risk_level,
+        risk_reasons=list(user.risk_reasons),
+        handling=user.handling,
+        muted=user.muted,
+    )
 
 
 def _rowcount(result: Result[Any]) -> int:
