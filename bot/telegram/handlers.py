@@ -24,9 +24,11 @@ from telegram.ext import (
 )
 
 from bot.conversation import Conversation, Incoming, TextIn
+from bot.escalation.service import Escalation
 from bot.policy.compose import Reply
 from bot.policy.decision import Button, Command, NonText
 from bot.storage.pseudonym import pseudonymise
+from bot.storage.resilient import database_unreachable
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +65,7 @@ class FrontEnd:
         replies = await _typing_while_slow(update, handling, isinstance(incoming, TextIn))
         for reply in replies:
             # A person from the team may have taken over while this turn ran.
-            if not await escalation.may_send_automatic(pseudonym, reply.kind):
+            if not await _may_send_automatic(escalation, pseudonym, reply.kind):
                 log.info("a %s reply was withheld: a person handles the conversation", reply.kind)
                 continue
             await send_reply(update, reply)
@@ -122,6 +124,16 @@ class FrontEnd:
             await context.bot.send_message(update.effective_chat.id, text)
         except Exception:  # the safe reply itself failed: nothing more to do than log
             log.exception("could not send the error reply")
+
+
+async def _may_send_automatic(escalation: Escalation, pseudonym: str, kind: str) -> bool:
+    """Whether no person has taken over; with the database unreachable, the bot answers."""
+    try:
+        return await escalation.may_send_automatic(pseudonym, kind)
+    except Exception as exc:
+        if not database_unreachable(exc):
+            raise
+        return True
 
 
 def _non_text_kind(update: Update) -> str:
