@@ -118,6 +118,8 @@ class Settings:
     flood_window_seconds: int = 30
     """More than `flood_max_messages` from one user within this window: one cooldown note,
     then the rest are stored without a reply (never for a user at high risk or in crisis)."""
+    telegram_timeout_seconds: float = 10.0
+    """How long one Telegram API call may take before it counts as failed and is retried."""
     write_buffer_max_bytes: int = 50_000_000
     """The most the write buffer (`DATA_DIR/write-buffer.jsonl`) may hold while the database
     is unavailable; writes past it are lost (and logged)."""
@@ -340,6 +342,12 @@ class Settings:
             ),
             flood_window_seconds=_get(
                 env, "FLOOD_WINDOW_SECONDS", defaults.flood_window_seconds, _positive_int
+            ),
+            telegram_timeout_seconds=_get(
+                env,
+                "TELEGRAM_TIMEOUT_SECONDS",
+                defaults.telegram_timeout_seconds,
+                _positive_float,
             ),
             write_buffer_max_bytes=_get(
                 env, "WRITE_BUFFER_MAX_BYTES", defaults.write_buffer_max_bytes, _positive_int

@@ -8,6 +8,7 @@ to say, and nothing here stores a name, username or raw Telegram id.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from dataclasses import dataclass
 
@@ -29,6 +30,7 @@ from bot.policy.compose import Reply
 from bot.policy.decision import Button, Command, NonText
 from bot.storage.pseudonym import pseudonymise
 from bot.storage.resilient import database_unreachable
+from bot.telegram.delivery import with_retries
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +123,8 @@ class FrontEnd:
             return
         try:
             text = self.conversation.library.current().reply("error")
-            await context.bot.send_message(update.effective_chat.id, text)
+            chat_id = update.effective_chat.id
+            await with_retries(lambda: context.bot.send_message(chat_id, text))
         except Exception:  # the safe reply itself failed: nothing more to do than log
             log.exception("could not send the error reply")
 
@@ -224,7 +227,11 @@ async def send_reply(update: Update, reply: Reply) -> None:
     parts = split_text(reply.text)
     for index, part in enumerate(parts):
         markup = keyboard(reply) if index == len(parts) - 1 else None
-        await chat.send_message(part, reply_markup=markup, disable_web_page_preview=True)
+        await with_retries(
+            functools.partial(
+                chat.send_message, part, reply_markup=markup, disable_web_page_preview=True
+            )
+        )
 
 
 def add_handlers(application: Application, front_end: FrontEnd) -> None:  # type: ignore[type-arg]

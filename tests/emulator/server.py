@@ -106,6 +106,10 @@ _DEFAULT_DESCRIPTIONS = {
 }
 
 
+class _ConnectionReset(Exception):
+    """Raised after the emulator dropped a connection on purpose (`reset_next`)."""
+
+
 class ApiError(Exception):
     """A refusal the emulator answers with Telegram's error JSON instead of a result."""
 
@@ -385,6 +389,8 @@ class BotAPIEmulator:
         self.webhook_settings: JSON = {}
         self._failures: dict[str, deque[_Failure]] = {}
         self._delays: dict[str, deque[float]] = {}
+        self._resets: dict[str, int] = {}
+        self._held: dict[str, asyncio.Event] = {}
         self._methods: dict[str, _Method] = {
             "getMe": self._get_me,
             "logOut": self._acknowledge,
@@ -593,6 +599,30 @@ class BotAPIEmulator:
         """Answer the next ``times`` calls of ``method`` only after ``seconds``."""
         self._delays.setdefault(self._known_method(method), deque()).extend([seconds] * times)
 
+    def reset_next(self, method: str, *, times: int = 1) -> None:
+        """Drop the connection of the next ``times`` calls of ``method`` without an answer.
+
+        The client sees a connection reset; the call has no effect (a reset sendMessage
+        sends nothing). Recorded with status 0.
+        """
+        known = self._known_method(method)
+        self._resets[known] = self._resets.get(known, 0) + times
+
+    def hold(self, method: str) -> None:
+        """Keep every call of ``method`` waiting, without effect, until ``release(method)``.
+
+        A client that gives up (or dies) meanwhile has sent nothing, as when Telegram never
+        received the request.
+        """
+        self._held.setdefault(self._known_method(method), asyncio.Event()).clear()
+
+    def release(self, method: str) -> None:
+        self._held.setdefault(self._known_method(method), asyncio.Event()).set()
+
+    def held_calls(self, method: str) -> int:
+        """How many calls of ``method`` are waiting in ``hold`` now."""
+        return sum(1 for c in self.calls if c.method == method and c.status is None)
+
     def _known_method(self, method: str) -> str:
         try:
             return self._canonical[method.lower()]
@@ -756,6 +786,9 @@ class BotAPIEmulator:
         except ApiError as error:
             call.status, call.description = error.status, error.description
             body = error.body()
+        except _ConnectionReset:
+            call.status, call.description = 0, "connection reset by the emulator"
+            return web.Response(status=500)  # nobody reads it: the connection is gone
         except asyncio.CancelledError:
             call.status, call.description = 499, "the client closed the connection first"
             raise
@@ -780,9 +813,23 @@ class BotAPIEmulator:
         if handler is None:
             raise ApiError(404, "Not Found")
         self._bot_id = int(token.split(":")[0])
+        held = self._held.get(call.method)
+        if held is not None and not held.is_set():
+            waiting = asyncio.ensure_future(held.wait())
+            closing = asyncio.ensure_future(self._closing.wait())
+            try:
+                await asyncio.wait({waiting, closing}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                waiting.cancel()
+                closing.cancel()
         delays = self._delays.get(call.method)
         if delays:
             await self._pause(delays.popleft())
+        if self._resets.get(call.method):
+            self._resets[call.method] -= 1
+            if request.transport is not None:
+                request.transport.abort()
+            raise _ConnectionReset
         failures = self._failures.get(call.method)
         if failures:
             raise failures.popleft().error()
