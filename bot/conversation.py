@@ -152,6 +152,7 @@ class Conversation:
                 flags=flags_for(understanding),
                 update_id=update_id,
                 is_test=is_test,
+                write_key=_write_key(update_id, "in"),
             )
             event: Command | Button | NonText | Message = Message(understanding)
         else:
@@ -163,6 +164,7 @@ class Conversation:
                 text=_incoming_text(incoming),
                 update_id=update_id,
                 is_test=is_test,
+                write_key=_write_key(update_id, "in"),
             )
             if isinstance(incoming, Command) and incoming.name == "start":
                 campaign = campaign_from_payload(incoming.payload)
@@ -199,6 +201,7 @@ class Conversation:
             content_ids=reply.content_ids,
             flags=reply.flags,
             is_test=is_test,
+            write_key=_write_key(update_id, "out"),
         )
         await self.store.save_user(state, contact=contact)
         if not is_test:
@@ -240,6 +243,12 @@ class Conversation:
                 if not database_unreachable(exc):
                     log.exception("raising a turn's alerts failed")
                     return
+
+
+def _write_key(update_id: int | None, direction: str) -> str | None:
+    """One key per update and direction: a turn answered again after a crash (the journal
+    replays it) does not store its messages twice."""
+    return None if update_id is None else f"update:{update_id}:{direction}"
 
 
 def _apply_flags(plan: ReplyPlan, state: UserState) -> None:

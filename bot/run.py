@@ -24,6 +24,7 @@ from bot.settings import Settings
 from bot.storage.user_lock import UserLocks
 from bot.telegram.app import build_application, register_webhook, run_polling
 from bot.telegram.handlers import FrontEnd
+from bot.telegram.journal import UpdateJournal
 
 log = logging.getLogger(__name__)
 
@@ -78,12 +79,13 @@ async def run(settings: Settings) -> int:
                 sys.stdout.flush()
                 await serve_webhook(settings, services, stop)
             elif settings.telegram_bot_token:
-                front_end = FrontEnd(services.conversation, settings.pseudonym_secret)
+                journal = UpdateJournal(settings.update_journal_path)
+                front_end = FrontEnd(services.conversation, settings.pseudonym_secret, journal)
                 application = build_application(settings, front_end)
                 sys.stdout.write(INTRO_WITH_TELEGRAM.format(url=settings.dashboard_url))
                 sys.stdout.flush()
                 async with listening(settings, services):
-                    await run_polling(application, services.library.current(), stop)
+                    await run_polling(application, services.library.current(), stop, journal)
             else:
                 sys.stdout.write(NOT_CONNECTED_INTRO.format(url=settings.dashboard_url))
                 sys.stdout.flush()

@@ -153,6 +153,10 @@ class Settings:
         return self.data_dir / "write-buffer.jsonl"
 
     @property
+    def update_journal_path(self) -> Path:
+        return self.data_dir / "update-journal.jsonl"
+
+    @property
     def local_nlu_url(self) -> str:
         """The URL of the NLU server that `make run` starts when `NLU_URL` is unset."""
         return f"http://{self.nlu_host}:{self.nlu_port}"

@@ -38,6 +38,7 @@ from bot.storage.resilient import ResilientStore
 from bot.storage.store import Store
 from bot.telegram.app import build_application, run_polling
 from bot.telegram.handlers import FrontEnd
+from bot.telegram.journal import UpdateJournal
 from tests.emulator import BotAPIEmulator
 
 BACKENDS = ("sqlite", "postgresql")
@@ -215,9 +216,11 @@ async def running_bot(
         stack = contextlib.AsyncExitStack()
         library = await open_library(content, settings, stack)
         conversation = Conversation(settings, store, nlu, library)
-        application = build_application(settings, FrontEnd(conversation, settings.pseudonym_secret))
+        journal = UpdateJournal(settings.update_journal_path)
+        front_end = FrontEnd(conversation, settings.pseudonym_secret, journal)
+        application = build_application(settings, front_end)
         stop = asyncio.Event()
-        polling = asyncio.create_task(run_polling(application, library.current(), stop))
+        polling = asyncio.create_task(run_polling(application, library.current(), stop, journal))
         unanswered = asyncio.create_task(
             conversation.escalation.unanswered_loop(settings.escalation_check_seconds)
         )

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from telegram import BotCommand
+from telegram import BotCommand, Update
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 
 from bot.content.model import Library
 from bot.settings import Settings
 from bot.telegram.handlers import COMMANDS, FrontEnd, add_handlers
+from bot.telegram.journal import JournalingQueue, UpdateJournal
 from bot.telegram.messenger import TelegramMessenger
 from bot.telegram.ordering import PerUserOrderedProcessor
 
@@ -26,15 +27,22 @@ def build_application(settings: Settings, front_end: FrontEnd) -> Application:  
     # emulator) raises or lifts the cap with TELEGRAM_MAX_MESSAGES_PER_SECOND (0: none).
     rate = settings.telegram_max_messages_per_second
     limiter = AIORateLimiter(overall_max_rate=rate, max_retries=3)
+    journal = front_end.journal
+    builder = ApplicationBuilder()
+    if journal is not None:
+        builder = builder.update_queue(JournalingQueue(journal))
     application = (
-        ApplicationBuilder()
-        .token(settings.telegram_bot_token)
+        builder.token(settings.telegram_bot_token)
         .base_url(settings.telegram_api_base_url)
         .rate_limiter(limiter)
         .connect_timeout(settings.telegram_timeout_seconds)
         .read_timeout(settings.telegram_timeout_seconds)
         .write_timeout(settings.telegram_timeout_seconds)
-        .concurrent_updates(PerUserOrderedProcessor(settings.concurrent_updates))
+        .concurrent_updates(
+            PerUserOrderedProcessor(
+                settings.concurrent_updates, on_done=journal.done if journal else None
+            )
+        )
         .build()
     )
     add_handlers(application, front_end)
@@ -51,9 +59,15 @@ async def run_polling(
     application: Application,  # type: ignore[type-arg]
     library: Library,
     stop: asyncio.Event,
+    journal: UpdateJournal | None = None,
 ) -> None:
-    """Poll until `stop` is set, then shut down cleanly (pending updates are confirmed)."""
+    """Poll until `stop` is set, then shut down cleanly (pending updates are confirmed).
+
+    With an update journal, the updates a killed run left unanswered are queued first.
+    """
     async with application:
+        if journal is not None:
+            await requeue_unanswered(application, journal)
         await application.bot.set_my_commands(bot_commands(library))
         await application.start()
         assert application.updater is not None
@@ -67,6 +81,23 @@ async def run_polling(
         finally:
             await application.updater.stop()
             await application.stop()
+            if journal is not None:
+                journal.close()
+
+
+async def requeue_unanswered(
+    application: Application,  # type: ignore[type-arg]
+    journal: UpdateJournal,
+) -> None:
+    """Queue the updates the last run took from Telegram but did not finish, in order."""
+    for data in journal.open():
+        try:
+            update = Update.de_json(data, application.bot)
+        except Exception as exc:  # whatever PTB raises for a field it cannot read
+            log.error("update journal: an update could not be read back: %s", type(exc).__name__)
+            journal.done(int(data["update_id"]))
+            continue
+        await application.update_queue.put(update)
 
 
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]

@@ -31,6 +31,7 @@ from bot.policy.decision import Button, Command, NonText
 from bot.storage.pseudonym import pseudonymise
 from bot.storage.resilient import database_unreachable
 from bot.telegram.delivery import with_retries
+from bot.telegram.journal import UpdateJournal
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,8 @@ class FrontEnd:
 
     conversation: Conversation
     pseudonym_secret: str
+    journal: UpdateJournal | None = None
+    """Polling mode: the updates taken from Telegram, kept until handled (see its module)."""
 
     async def respond(self, update: Update, incoming: Incoming) -> None:
         """Answer `incoming` once, however often Telegram delivers the update."""
@@ -54,7 +57,10 @@ class FrontEnd:
         chat = update.effective_chat
         if user is None or chat is None:
             return
-        if not await self.conversation.store.claim_update(update.update_id):
+        claimed = await self.conversation.store.claim_update(update.update_id)
+        # A recovered update was claimed by the run that was killed while answering it.
+        recovered = self.journal is not None and self.journal.is_recovered(update.update_id)
+        if not claimed and not recovered:
             log.info("update %s already answered, skipped", update.update_id)
             return
         escalation = self.conversation.escalation

@@ -9,7 +9,7 @@ user with one lock each, dropped as soon as nobody waits on it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from telegram import Update
@@ -29,11 +29,20 @@ def ordering_key(update: object) -> int | None:
 class PerUserOrderedProcessor(BaseUpdateProcessor):
     """At most `max_concurrent_updates` at once; never two of the same user at once."""
 
-    def __init__(self, max_concurrent_updates: int) -> None:
+    def __init__(
+        self, max_concurrent_updates: int, on_done: Callable[[int], None] | None = None
+    ) -> None:
         super().__init__(max_concurrent_updates)
         self._locks: dict[int, tuple[asyncio.Lock, int]] = {}
+        self._on_done = on_done
+        """Told each update id whose processing ended (not one cancelled at shutdown)."""
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        await self._in_order(update, coroutine)
+        if self._on_done is not None and isinstance(update, Update):
+            self._on_done(update.update_id)
+
+    async def _in_order(self, update: object, coroutine: Awaitable[Any]) -> None:
         key = ordering_key(update)
         if key is None:
             await coroutine

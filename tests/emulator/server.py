@@ -619,6 +619,11 @@ class BotAPIEmulator:
     def release(self, method: str) -> None:
         self._held.setdefault(self._known_method(method), asyncio.Event()).set()
 
+    @property
+    def unconfirmed_updates(self) -> int:
+        """Updates pushed that the bot has not confirmed yet (Telegram would deliver them)."""
+        return self._updates.pending_count
+
     def held_calls(self, method: str) -> int:
         """How many calls of ``method`` are waiting in ``hold`` now."""
         return sum(1 for c in self.calls if c.method == method and c.status is None)
