@@ -122,6 +122,8 @@ async def test_a_killed_bot_answers_every_update_once_and_in_order_after_a_resta
 
         for user in users:
             assert len(emulator.sent_messages(user)) == 4, user
+        buffered = tmp_path / "write-buffer.jsonl"
+        assert buffered.read_bytes() == b"", log.read_text()[-4000:]
         store = Store(Database(url))
         await store.start()
         try:

@@ -620,7 +620,13 @@ class _Reader:
         except (OSError, UnicodeDecodeError) as exc:
             self.problems.error(path, None, f"cannot read the file: {exc}")
             return None
-        loader = _LineLoader(text)
+        try:
+            # The reader refuses characters YAML does not allow (NUL...) while constructing.
+            loader = _LineLoader(text)
+        except yaml.reader.ReaderError as exc:
+            line = text[: exc.position].count("\n") + 1
+            self.problems.error(path, line, f"character not allowed in YAML: {exc.reason}")
+            return None
         try:
             data = loader.get_single_data()
         except yaml.MarkedYAMLError as exc:

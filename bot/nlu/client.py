@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -286,28 +287,47 @@ class NLUClient:
 
 
 def understanding_from_rasa(text: str, raw: dict[str, Any], model: str | None) -> Understanding:
-    """Turn Rasa's parse JSON into an `Understanding`, tolerating missing fields."""
-    intent = raw.get("intent") or {}
+    """Turn Rasa's parse JSON into an `Understanding`, tolerating missing fields.
+
+    A field of the wrong type (a misbehaving server or proxy) is dropped, never raised:
+    the turn goes on with what could be read, and the safety net still runs.
+    """
+    data: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    intent = data.get("intent")
+    if not isinstance(intent, dict):
+        intent = {}
     name = intent.get("name")
     ranking = tuple(
-        IntentScore(str(item.get("name")), float(item.get("confidence") or 0.0))
-        for item in (raw.get("intent_ranking") or [])[:5]
-        if item.get("name")
+        IntentScore(item["name"], _confidence(item.get("confidence")))
+        for item in _objects(data.get("intent_ranking"))[:5]
+        if isinstance(item.get("name"), str) and item["name"]
     )
     entities = tuple(
         Entity(str(item["entity"]), str(item["value"]))
-        for item in raw.get("entities") or []
+        for item in _objects(data.get("entities"))
         if item.get("entity") and item.get("value") is not None
     )
     return Understanding(
         text=text,
-        intent=str(name) if name else None,
-        confidence=float(intent.get("confidence") or 0.0),
+        intent=name if isinstance(name, str) and name else None,
+        confidence=_confidence(intent.get("confidence")),
         ranking=ranking,
         entities=entities,
         source="nlu",
         model=model,
     )
+
+
+def _objects(value: Any) -> list[dict[str, Any]]:
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _confidence(value: Any) -> float:
+    """A confidence from 0 to 1; anything else (text, NaN, a list) counts as 0."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0.0
+    number = float(value)
+    return min(max(number, 0.0), 1.0) if math.isfinite(number) else 0.0
 
 
 def apply_crisis_floor(understood: Understanding, floor: float) -> Understanding:

@@ -44,6 +44,7 @@ from bot.storage.store import Store
 log = logging.getLogger(__name__)
 
 _RECENT_CLAIMS = 10_000
+_CLOSE_FLUSH_SECONDS = 5.0
 
 
 def database_unreachable(exc: BaseException) -> bool:
@@ -90,6 +91,11 @@ class ResilientStore(Store):
             self._start_flusher()
 
     async def close(self) -> None:
+        """Stop; buffered writes get a last chance (`_CLOSE_FLUSH_SECONDS`), else stay on disk."""
+        if self.degraded and self._flusher is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_CLOSE_FLUSH_SECONDS):
+                    await self._drained.wait()
         if self._flusher is not None:
             self._flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
