@@ -6,7 +6,7 @@ import asyncio
 import logging
 
 from telegram import BotCommand, Update
-from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
+from telegram.ext import AIORateLimiter, Application
 
 from bot.content.model import Library
 from bot.settings import Settings
@@ -14,6 +14,7 @@ from bot.telegram.handlers import COMMANDS, FrontEnd, add_handlers
 from bot.telegram.journal import JournalingQueue, UpdateJournal
 from bot.telegram.messenger import TelegramMessenger
 from bot.telegram.ordering import PerUserOrderedProcessor
+from bot.telegram.tolerant import TolerantApplicationBuilder
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ def build_application(settings: Settings, front_end: FrontEnd) -> Application:  
     rate = settings.telegram_max_messages_per_second
     limiter = AIORateLimiter(overall_max_rate=rate, max_retries=3)
     journal = front_end.journal
-    builder = ApplicationBuilder()
+    builder = TolerantApplicationBuilder()
     if journal is not None:
         builder = builder.update_queue(JournalingQueue(journal))
     application = (

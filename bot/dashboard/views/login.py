@@ -38,7 +38,8 @@ async def login_page(request: web.Request) -> web.StreamResponse:
 @public
 async def login_submit(request: web.Request) -> web.StreamResponse:
     form = await request.post()
-    name = str(form.get("name", "")).strip().lower()[:64]
+    # No account name holds a control character; PostgreSQL refuses a NUL in any query.
+    name = "".join(c for c in str(form.get("name", "")) if c.isprintable()).strip().lower()[:64]
     password = str(form.get("password", ""))
     next_path = _next_path(str(form.get("next", "/")))
     database = request.app[SERVICES].database
