@@ -1,7 +1,7 @@
 """Give messages a unique write key, so that a replayed write is stored once.
 
-Revision ID: 0006_message_write_key
-Revises: 0005_content
+Revision ID: 0007_message_write_key
+Revises: 0006_campaign_index
 Create Date: 2025-11-25
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0006_message_write_key"
-down_revision: str | Sequence[str] | None = "0005_content"
+revision: str = "0007_message_write_key"
+down_revision: str | Sequence[str] | None = "0006_campaign_index"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
