@@ -20,6 +20,8 @@ database files:
   /forget and an hourly sweep at this bot's scale; operators with millions of messages can
   sweep less often (`RETENTION_CHECK_SECONDS`). The lock is awaited `VACUUM_LOCK_TIMEOUT`
   at most; past that the failure is logged and the next forget or sweep rewrites the table.
+  A rewrite keeps deleted rows that an older transaction could still read, so it is repeated
+  until PostgreSQL reports none kept (`_vacuum_full_postgresql`).
   Not covered: the write-ahead log keeps the original insert until its segment is recycled
   and overwritten, and backups and replicas keep what they copied. Operators should keep
   the data directory on an encrypted disk and expire backups within the retention period.
@@ -27,7 +29,9 @@ database files:
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -57,6 +61,8 @@ from bot.storage.models import DIRECTIONS, Message, ProcessedUpdate, User, utcno
 log = logging.getLogger(__name__)
 
 VACUUM_LOCK_TIMEOUT = "5s"
+SCRUB_RETRY_SECONDS = 10.0
+_KEPT_DEAD_ROWS = re.compile(r"(\d+) dead row versions cannot be removed yet")
 # The tables holding what a user wrote or what is known about them (moderators' notes too).
 _PRIVATE_TABLES = ("messages", "users", "moderator_notes")
 # `intent_source` of a message stored while no NLU server answered, and of one classified later.
@@ -425,15 +431,53 @@ class Store:
             log.warning("the SQLite WAL could not be emptied: deleted rows remain in it for now")
 
     async def _vacuum_full_postgresql(self) -> None:
+        """Rewrite the private tables until no deleted row is carried into the new files.
+
+        VACUUM FULL copies a deleted row along while some transaction that started before
+        the delete might still read it ("recently dead"): autovacuum, another database's
+        CREATE DATABASE, or a long query holds such a snapshot for a moment. /forget then
+        left the text on disk in about one run in five on a busy machine. VERBOSE reports
+        those rows ("N dead row versions cannot be removed yet"), so the rewrite is repeated
+        until it reports none, for `SCRUB_RETRY_SECONDS` at most; past that the failure is
+        logged and the next forget or sweep rewrites again.
+        """
         # VACUUM cannot run inside a transaction block.
         async with self.database.engine.connect() as connection:
             connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            raw = await connection.get_raw_connection()
+            driver = raw.driver_connection
+            kept: list[int] = []
+
+            def listen(_: object, message: Any) -> None:
+                found = _KEPT_DEAD_ROWS.search(str(getattr(message, "detail", "") or ""))
+                if found:
+                    kept.append(int(found.group(1)))
+
+            driver.add_log_listener(listen)  # type: ignore[union-attr]
             await connection.exec_driver_sql(f"SET lock_timeout = '{VACUUM_LOCK_TIMEOUT}'")
+            deadline = asyncio.get_running_loop().time() + SCRUB_RETRY_SECONDS
             try:
-                await connection.exec_driver_sql(f"VACUUM FULL {', '.join(_PRIVATE_TABLES)}")
+                while True:
+                    kept.clear()
+                    await connection.exec_driver_sql(
+                        f"VACUUM (FULL, VERBOSE) {', '.join(_PRIVATE_TABLES)}"
+                    )
+                    # Notices arrive with the command's completion; let the listener run.
+                    await asyncio.sleep(0)
+                    if not any(kept):
+                        return
+                    if asyncio.get_running_loop().time() >= deadline:
+                        log.warning(
+                            "VACUUM FULL kept %d deleted rows that older transactions can "
+                            "still see: they stay in the table files until the next scrub",
+                            sum(kept),
+                        )
+                        return
+                    await asyncio.sleep(0.2)
             except DBAPIError as exc:
                 log.warning("VACUUM FULL failed, deleted rows remain in the table files: %s", exc)
             finally:
+                driver.remove_log_listener(listen)  # type: ignore[union-attr]
                 await connection.exec_driver_sql("RESET lock_timeout")
 
     # -- helpers ---------------------------------------------------------------------------
