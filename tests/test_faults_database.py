@@ -98,6 +98,12 @@ async def test_the_bot_answers_through_a_database_outage_and_loses_no_record(
         stored = await store.messages_for(bot.pseudonym(users[0]))
         assert stored[6].text == crisis
         assert "crisis" in stored[6].flags
+        # The crisis alert the outage held up reaches the team once the database is back.
+        escalations = bot.conversation.escalation.escalations
+        async with asyncio.timeout(10):
+            while not (alerts := await escalations.alerts_for(bot.pseudonym(users[0]))):
+                await asyncio.sleep(0.1)
+        assert [(a.kind, a.severity) for a in alerts] == [("crisis", "crisis")]
 
         # After the flush the database decides again, and still answers a redelivery once.
         emulator.push_duplicate(update_ids[2])
