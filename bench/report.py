@@ -243,7 +243,7 @@ def write(results: dict[str, Any], directory: Path = RESULTS_DIR, readme: bool =
     directory.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     table = markdown(results)
-    body = json.dumps(results, indent=1)
+    body = json.dumps(results, separators=(",", ":"))
     prefix = "" if results["mode"] == "full" else f"{results['mode']}-"
     (directory / f"{stamp}-{results['mode']}.json").write_text(body)
     (directory / f"{prefix}latest.json").write_text(body)

@@ -359,12 +359,16 @@ async def test_a_hung_nlu_server_costs_users_at_most_the_timeout_and_nothing_is_
             # bot's own work. Calls went to the stopped server only until the breaker opened
             # (about one timeout's worth of messages); every later one was answered at once.
             assert len(nlu_calls) == len(users)
-            assert max(nlu_calls) < FAULT_TIMEOUT + 0.2, nlu_calls
+            # (+0.5 s: the event loop's own lateness on a loaded 2-core machine)
+            assert max(nlu_calls) < FAULT_TIMEOUT + 0.5, nlu_calls
             assert max(latencies) < FAULT_TIMEOUT + BOT_SLACK, latencies
             refused = bot.nlu.stats.refused_by_breaker
             assert parses + refused == len(users)
             assert refused >= 5, parses
-            assert max(nlu_calls[-refused:]) < 0.05, nlu_calls
+            # The refused calls took no time; every other one waited the full timeout.
+            by_length = sorted(nlu_calls)
+            assert by_length[refused - 1] < 0.05, by_length
+            assert by_length[refused] > FAULT_TIMEOUT * 0.9, by_length
             await assert_classified_when_back(bot, users)
             after = bot.new_user()
             bot.emulator.push_text(after, FAULT_MESSAGES[0])
