@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import cProfile
 import json
 import logging
 import os
@@ -128,9 +129,17 @@ def main() -> int:
     logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
     install_timers()
     signal.signal(signal.SIGUSR1, forget_warm_up)
+    # BENCH_PROFILE=path: cProfile of the event loop's thread, for finding where a turn's CPU goes.
+    profile_path = os.environ.get("BENCH_PROFILE")
+    profiler = cProfile.Profile() if profile_path else None
+    if profiler is not None:
+        profiler.enable()
     try:
         return asyncio.run(run(settings))
     finally:
+        if profiler is not None and profile_path:
+            profiler.disable()
+            profiler.dump_stats(profile_path)
         target = os.environ.get("BENCH_TIMINGS_FILE")
         if target:
             write_timings(Path(target))
