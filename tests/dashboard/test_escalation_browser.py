@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bot.conversation import TextIn
 from tests.dashboard.conftest import LiveDashboard
 from tests.dashboard.test_escalation_views import USER_CHAT, user_in_crisis
 
@@ -35,4 +36,10 @@ async def test_the_queue_updates_in_the_browser_without_a_reload(
     await row.click()
     await page.wait_for_load_state()
     assert await page.locator("#risk-level").inner_text() == "crisis"
+    # A new message from the user shows up on the open page, as text.
+    await conversation.handle(pseudonym, TextIn("<b>still</b> here"))
+    await page.locator("#conversation-live li.fresh", has_text="<b>still</b> here").wait_for(
+        timeout=15_000
+    )
+    assert await page.evaluate("document.querySelectorAll('#conversation-live b').length") == 0
     await page.screenshot(path=str(SCREENSHOTS / "escalation_conversation.png"), full_page=True)

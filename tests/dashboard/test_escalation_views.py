@@ -125,6 +125,16 @@ async def test_a_moderator_takes_over_writes_hands_back_and_every_step_is_audite
             "team_message", operator="the test team", text=words
         )
 
+        live = await (await client.get(f"/escalation/{pseudonym}/messages.json")).json()
+        assert [m["text"] for m in live["messages"][-2:]] == [
+            "are you there",
+            library.reply("team_message", operator="the test team", text=words),
+        ]
+        assert (live["handling"], live["handled_by"]) == ("person", name)
+        last = live["messages"][-1]["id"]
+        newer = f"/escalation/{pseudonym}/messages.json?after={last}"
+        assert (await (await client.get(newer)).json())["messages"] == []
+
         page = await (await client.get(f"/escalation/{pseudonym}")).text()
         assert f"a person: {name}" in page
         assert "are you there" in page and "Are you safe right now?" in page

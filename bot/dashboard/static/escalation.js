@@ -3,6 +3,57 @@
 // with DOM methods only: alert data goes in as text, never as HTML.
 "use strict";
 
+// A conversation's page: new messages appear as they come (the user's, the bot's, the team's).
+(function () {
+  var list = document.getElementById("conversation-live");
+  if (!list) {
+    return;
+  }
+  var source = list.getAttribute("data-source");
+  var after = parseInt(list.getAttribute("data-after"), 10) || 0;
+
+  function add(m) {
+    var empty = list.querySelector(".empty");
+    if (empty) {
+      empty.remove();
+    }
+    var item = document.createElement("li");
+    item.className = "msg " + (m.direction === "in" ? "from-user" : "from-bot") +
+      (m.flags.indexOf("team") >= 0 ? " from-team" : "") + " fresh";
+    var bubble = document.createElement("div");
+    bubble.className = "bubble";
+    var bdi = document.createElement("bdi");
+    bdi.className = "user-text";
+    bdi.textContent = m.text; // text, never HTML
+    bubble.appendChild(bdi);
+    item.appendChild(bubble);
+    var meta = document.createElement("div");
+    meta.className = "meta";
+    meta.textContent = m.created_at + " · " + (m.direction === "in" ? (m.intent || m.kind) : m.kind) +
+      (m.flags.length ? " · " + m.flags.join(", ") : "");
+    item.appendChild(meta);
+    list.appendChild(item);
+  }
+
+  function poll() {
+    fetch(source + "?after=" + after, { credentials: "same-origin", headers: { "Accept": "application/json" } })
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (data) {
+        if (!data) {
+          return;
+        }
+        data.messages.forEach(function (m) {
+          add(m);
+          after = Math.max(after, m.id);
+        });
+      })
+      .catch(function () { /* try again at the next tick */ })
+      .then(function () { window.setTimeout(poll, 4000); });
+  }
+
+  window.setTimeout(poll, 4000);
+})();
+
 (function () {
   var table = document.getElementById("alert-queue");
   if (!table) {

@@ -121,6 +121,43 @@ async def conversation_page(request: web.Request) -> dict[str, Any]:
     }
 
 
+@routes.get("/escalation/{pseudonym}/messages.json", name="escalation_messages_json")
+@requires_role(*MODERATORS)
+async def messages_json(request: web.Request) -> web.Response:
+    """Messages after `?after=<id>`, for the open conversation page to show new ones live.
+
+    Part of viewing the page (audited when it was opened), so not audited per poll.
+    """
+    pseudonym = await _pseudonym(request)
+    try:
+        after = int(request.query.get("after", "0"))
+    except ValueError:
+        raise web.HTTPBadRequest(text="after must be a message id") from None
+    messages = await request.app[SERVICES].store.messages_for(pseudonym)
+    control = await escalation_of(request).escalations.control(pseudonym)
+    assert control is not None
+    return web.json_response(
+        {
+            "messages": [
+                {
+                    "id": m.id,
+                    "direction": m.direction,
+                    "kind": m.kind,
+                    "text": m.text or "",
+                    "intent": m.intent,
+                    "flags": list(m.flags),
+                    "created_at": m.created_at.strftime("%Y-%m-%d %H:%M UTC"),
+                }
+                for m in messages
+                if m.id > after
+            ][-SHOWN_MESSAGES:],
+            "handling": control.handling,
+            "handled_by": control.handled_by,
+            "risk_level": control.risk_level,
+        }
+    )
+
+
 @routes.post("/escalation/{pseudonym}/takeover", name="escalation_takeover")
 @requires_role(*MODERATORS)
 async def take_over(request: web.Request) -> web.StreamResponse:
