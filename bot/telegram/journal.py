@@ -3,24 +3,28 @@
 Telegram forgets an update once the next getUpdates confirms it, and python-telegram-bot
 confirms a batch as soon as it has queued it, long before the bot has answered. Killed at
 that moment (SIGKILL, out of memory, a power cut), the bot would lose every update it had
-queued or was answering. So each polled update is appended here (fsync'd) before it enters
-the queue, and marked done when its processing ends; at start-up the updates with no mark
-are processed again, first, in the order they came. An update whose processing had begun is
-then answered after the restart: `FrontEnd.respond` lets a recovered update through even
-though the killed run claimed it, and message write keys keep its records single.
+queued or was answering. So each polled update is appended here before it enters the
+queue (written at once; fsync'd in the background within milliseconds, so that the event
+loop never waits on the disk) and marked done when its processing ends; at start-up the
+updates with no mark are processed again, first, in the order they came. An update whose
+processing had begun is then answered after the restart: `FrontEnd.respond` lets a recovered
+update through even though the killed run claimed it, and message write keys keep its
+records single.
 
 Privacy: the journal holds what users wrote and their chat ids (needed to answer them), for
 as long as an update waits; the names Telegram sends are removed before writing. The file
 is 0600 in DATA_DIR and is emptied whenever no update is waiting, which on a running bot
 is most of the time.
 
-Not covered: the few microseconds between a reply reaching Telegram and its done mark; an
-update killed exactly there is answered twice after the restart.
+Not covered: the few microseconds between a reply reaching Telegram and its done mark (an
+update killed exactly there is answered twice after the restart), and a power cut in the
+milliseconds before the background fsync (those updates are lost).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -44,6 +48,7 @@ class UpdateJournal:
         self._recovered: set[int] = set()
         self._fd: int | None = None
         self._size = 0
+        self._sync_requested = False
 
     def open(self) -> list[dict[str, Any]]:
         """Open the journal; returns the updates a previous run left unfinished, in order."""
@@ -80,7 +85,10 @@ class UpdateJournal:
             return
         data = _without_names(update.to_dict())
         self._pending[update.update_id] = data
-        self._append({"update": data}, sync=True)
+        # Written at once: a killed process loses nothing the kernel has. The fdatasync (for
+        # a power cut) runs in a thread, coalesced, so the event loop never waits on the disk.
+        self._append({"update": data}, sync=False)
+        self._sync_soon()
 
     def done(self, update_id: int) -> None:
         """The update's processing ended (answered, skipped or failed with the safe reply)."""
@@ -96,6 +104,20 @@ class UpdateJournal:
             # No fsync: the mark survives a crash of the process; after a power cut the
             # update is answered again, which the claim check mostly catches.
             self._append({"done": update_id}, sync=False)
+
+    def _sync_soon(self) -> None:
+        if self._sync_requested:
+            return
+        self._sync_requested = True
+        asyncio.get_running_loop().run_in_executor(None, self._sync_now)
+
+    def _sync_now(self) -> None:
+        """In a worker thread: flush what was appended so far to the disk."""
+        self._sync_requested = False  # an append after this point asks for another sync
+        fd = self._fd
+        if fd is not None:
+            with contextlib.suppress(OSError):  # the file was just rewritten or closed
+                os.fdatasync(fd)
 
     def is_recovered(self, update_id: int) -> bool:
         """An update from the last run's journal, not yet handled by this run."""
