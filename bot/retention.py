@@ -30,4 +30,9 @@ async def retention_loop(store: Store, retention_days: int, interval_seconds: fl
             await purge_expired(store, retention_days)
         except Exception:
             log.exception("retention run failed; will retry")
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            # A cancel that arrived during the database work can be swallowed on the way
+            # out (seen with VACUUM FULL on asyncpg): honour it instead of sleeping an hour.
+            raise asyncio.CancelledError
         await asyncio.sleep(interval_seconds)
