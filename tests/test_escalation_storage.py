@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
 from bot.escalation.contact import ContactSealer, ContactUnreadable
 from bot.policy.state import UserState
+from bot.services import resilient_store
 from bot.storage import Database, Store
 from bot.storage.escalation import CRISIS, HIGH_RISK, HUMAN_REQUEST, EscalationStore
 from bot.storage.models import Alert, utcnow
+from tests.conftest import make_settings
 
 
 async def test_saving_a_user_stores_the_risk_level_and_reasons(store: Store) -> None:
@@ -176,3 +179,18 @@ async def test_flood_status_counts_recent_incoming_messages(store: Store) -> Non
     await store.record_message("p-flood", direction="out", kind="cooldown", text="pause")
     assert await escalations.flood_status("p-flood", limit=3, window_seconds=60) == "again"
     assert await escalations.flood_status("p-other", limit=3, window_seconds=60) == "calm"
+
+
+async def test_the_bots_store_hands_back_the_level_the_database_derived(
+    store: Store, tmp_path: Path
+) -> None:
+    """The turn's alerts read the saved state: the resilient store must fill it in too."""
+    resilient = resilient_store(store.database, make_settings(tmp_path))
+    await resilient.save_user(UserState(pseudonym="p-res", in_crisis=True))
+    state = UserState(pseudonym="p-res", risk_signals={"interest_joining": 3})
+    await resilient.save_user(state)
+    assert state.in_crisis is True, "crisis state as stored, not as the turn loaded it"
+    assert (state.risk_level, state.risk_reasons) == (
+        "crisis",
+        ["in crisis state", "interest_joining x3"],
+    )

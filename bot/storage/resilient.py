@@ -144,13 +144,22 @@ class ResilientStore(Store):
             return UserState(pseudonym)
 
     async def save_user(self, state: UserState, *, contact: str | None = None) -> None:
-        entry: Entry = {"op": "user", "state": asdict(state), "contact": contact}
-        if await self._write_or_buffer(entry):
-            # What the database would have derived; the flusher's save derives it again.
-            assessment = assess(state.risk_signals, in_crisis=state.in_crisis)
-            state.risk_level = assessment.level
-            state.risk_reasons = list(assessment.reasons)
-            self._states[state.pseudonym] = _copy_state(state)
+        if not self.degraded:
+            try:
+                # On `state` itself: the save fills in what the database derived (risk level
+                # and reasons, crisis state as stored), which the turn's alerts read.
+                await Store.save_user(self, state, contact=contact)
+                return
+            except Exception as exc:
+                if not database_unreachable(exc):
+                    raise
+                self._degrade(exc)
+        self._buffer({"op": "user", "state": asdict(state), "contact": contact})
+        # What the database would have derived; the flusher's save derives it again.
+        assessment = assess(state.risk_signals, in_crisis=state.in_crisis)
+        state.risk_level = assessment.level
+        state.risk_reasons = list(assessment.reasons)
+        self._states[state.pseudonym] = _copy_state(state)
 
     async def record_message(
         self,
@@ -208,19 +217,6 @@ class ResilientStore(Store):
         return removed
 
     # -- buffering and flushing ------------------------------------------------------------
-
-    async def _write_or_buffer(self, entry: Entry) -> bool:
-        """Write now, or buffer; True when it was buffered."""
-        if not self.degraded:
-            try:
-                await self._apply(entry)
-                return False
-            except Exception as exc:
-                if not database_unreachable(exc):
-                    raise
-                self._degrade(exc)
-        self._buffer(entry)
-        return True
 
     def _degrade(self, exc: BaseException) -> None:
         if not self.degraded:
