@@ -25,8 +25,10 @@ from bot.content.loader import (
     FACTS_FILE,
     FILES,
     REPLIES_FILE,
+    RESOURCE_FIELDS,
     RESOURCES_FILE,
     TESTIMONIES_FILE,
+    TESTIMONY_FIELDS,
     ContentError,
     check_library,
     lines_of,
@@ -54,33 +56,9 @@ KEY_FIELD: Mapping[str, str] = {"country": "code"}
 """The field naming an item in the YAML; `id` unless listed."""
 
 FIELD_ORDER: Mapping[str, tuple[str, ...]] = {
-    "testimony": (
-        "id",
-        "form",
-        "text",
-        "claims",
-        "speaker",
-        "source",
-        "language",
-        "status",
-        "checked",
-        "caveat",
-    ),
+    "testimony": TESTIMONY_FIELDS,
     "fact": ("id", "text", "topics", "source", "language", "status"),
-    "resource": (
-        "id",
-        "name",
-        "kind",
-        "country",
-        "description",
-        "phone",
-        "url",
-        "email",
-        "hours",
-        "last_verified",
-        "status",
-        "notes",
-    ),
+    "resource": RESOURCE_FIELDS,
     "country": ("code", "name", "aliases"),
 }
 SOURCE_ORDER = ("title", "publisher", "date", "url")

@@ -723,7 +723,7 @@ class _Reader:
             status = fields.choice("status", STATUSES)
             checked = fields.day("checked", required=False, today=self.today)
             caveat = fields.text("caveat", required=False)
-            fields.no_unknown_keys(_TESTIMONY_FIELDS)
+            fields.no_unknown_keys(TESTIMONY_FIELDS)
             if text is not None and form is not None:
                 _check_quotation_marks(fields, form, text)
             if status == "approved" and form == "quote" and checked is None:
@@ -853,7 +853,7 @@ class _Reader:
             hours = fields.text("hours", required=False)
             notes = fields.text("notes", required=False)
             last_verified = fields.day("last_verified", required=False, today=self.today)
-            fields.no_unknown_keys(_RESOURCE_FIELDS)
+            fields.no_unknown_keys(RESOURCE_FIELDS)
             if status == "approved":
                 if last_verified is None and "last_verified" not in item:
                     fields.error("status", "an approved resource needs 'last_verified'")
@@ -1044,7 +1044,8 @@ _TOP_LEVEL: Mapping[str, tuple[str, ...]] = {
     RESOURCES_FILE: ("countries", "resources"),
     REPLIES_FILE: ("replies",),
 }
-_TESTIMONY_FIELDS = (
+TESTIMONY_FIELDS: tuple[str, ...] = (
+    # The keys a testimony may have, in the order `content export` writes them.
     "id",
     "form",
     "text",
@@ -1056,7 +1057,8 @@ _TESTIMONY_FIELDS = (
     "checked",
     "caveat",
 )
-_RESOURCE_FIELDS = (
+RESOURCE_FIELDS: tuple[str, ...] = (
+    # The keys a resource may have, in the order `content export` writes them.
     "id",
     "name",
     "kind",
