@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Any
 
 import aiohttp_jinja2
@@ -39,7 +40,9 @@ async def login_page(request: web.Request) -> web.StreamResponse:
 async def login_submit(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     # No account name holds a control character; PostgreSQL refuses a NUL in any query.
-    name = "".join(c for c in str(form.get("name", "")) if c.isprintable()).strip().lower()[:64]
+    # Format characters (an RTL override) stay, so the audit log shows what was tried.
+    raw_name = str(form.get("name", ""))
+    name = "".join(c for c in raw_name if unicodedata.category(c) != "Cc").strip().lower()[:64]
     password = str(form.get("password", ""))
     next_path = _next_path(str(form.get("next", "/")))
     database = request.app[SERVICES].database
