@@ -24,7 +24,7 @@ QUIET_PIP := { grep -v "is ignored: it is neither a file nor a directory" || tru
 TEST_DATABASE_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/postgres
 
 .PHONY: help install install-app install-nlu run dashboard chat test check lint types content-check \
-        validate pytest train nlu-report nlu-eval docker-lint bench bench-quick bench-nlu clean
+        validate pytest train nlu-report nlu-eval docker-lint bench bench-quick bench-nlu screenshots clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -127,6 +127,9 @@ bench-quick: install train ## a 2-minute benchmark to check the set-up (SQLite o
 
 bench-nlu: install train ## the NLU server alone: sequential latency, throughput at 1/4/16 clients
 	@$(WITH_MODEL) $(PY) -m bench --nlu-only $(BENCH_ARGS)
+
+screenshots: install train ## rerun the browser tests and rewrite the README's screenshots in docs/screenshots/
+	@UPDATE_SCREENSHOTS=1 $(WITH_MODEL) $(VENV)/bin/pytest -q tests/dashboard -k "browser or content_pages"
 
 clean: ## remove build outputs (models, caches); keeps data/ and the environments
 	rm -rf models .rasa .mypy_cache .ruff_cache .pytest_cache reports/nlu/crossval

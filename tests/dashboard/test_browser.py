@@ -10,16 +10,9 @@ from pathlib import Path
 
 from playwright.async_api import Page, expect
 
-from bot.settings import PROJECT_ROOT
 from bot.storage.pseudonym import pseudonymise
 from tests.dashboard.conftest import LiveDashboard
-
-SCREENSHOTS = PROJECT_ROOT / "docs" / "screenshots"
-
-
-async def screenshot(page: Page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+from tests.dashboard.screenshots import save_screenshot as screenshot
 
 
 def watch_for_script(page: Page) -> list[str]:

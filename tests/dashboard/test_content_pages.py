@@ -19,12 +19,10 @@ from playwright.async_api import Browser, Page
 
 from bot.dashboard.audit import AuditFilter, audit_records
 from bot.nlu.server import LocalNLUServer
-from bot.settings import PROJECT_ROOT
 from tests.conftest import free_port, running_bot
 from tests.content_helpers import CLAIM, CLAIM_MESSAGE, mark_other_stories_seen, new_testimony
 from tests.dashboard.conftest import PASSWORD, DashboardParts, DashboardUnderTest, _Capture
-
-SCREENSHOTS = PROJECT_ROOT / "docs" / "screenshots"
+from tests.dashboard.screenshots import save_screenshot
 
 
 def form_for_testimony(key: str, token: str, **changes: Any) -> dict[str, Any]:
@@ -191,7 +189,7 @@ async def test_an_editor_writes_a_testimony_an_admin_approves_it_and_a_user_gets
 
             page = await _logged_in(browser, base, editor.name)
             await page.goto(base + "content?kind=testimony")
-            await page.screenshot(path=str(SCREENSHOTS / "content-library.png"), full_page=False)
+            await save_screenshot(page, "content-library", full_page=False)
             await page.click("text=New item")
             await page.fill("input[name=key]", "browser-only-used")
             await page.select_option("select[name=form]", "quote")
@@ -204,7 +202,7 @@ async def test_an_editor_writes_a_testimony_an_admin_approves_it_and_a_user_gets
             await page.fill("input[name=language]", "en")
             await page.click("button[value=preview]")
             assert f"“{quote}”" in await page.inner_text(".tg-bubble")
-            await page.screenshot(path=str(SCREENSHOTS / "content-editor.png"), full_page=True)
+            await save_screenshot(page, "content-editor", full_page=True)
             await page.click("button[value=save]")
             assert "/content/testimony/browser-only-used" in page.url
             await page.click("text=Submit for review")
@@ -228,7 +226,7 @@ async def test_an_editor_writes_a_testimony_an_admin_approves_it_and_a_user_gets
             await page.fill("textarea[name=text]", "Nobody there was protected. We were used.")
             await page.click("button[value=save]")
             assert "revision 2 is draft" in await page.inner_text("main")
-            await page.screenshot(path=str(SCREENSHOTS / "content-history.png"), full_page=True)
+            await save_screenshot(page, "content-history", full_page=True)
 
 
 async def _logged_in(browser: Browser, base: str, name: str) -> Page:

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from bot.conversation import TextIn
 from tests.dashboard.conftest import LiveDashboard
+from tests.dashboard.screenshots import save_screenshot
 from tests.dashboard.test_escalation_views import USER_CHAT, user_in_crisis
-
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
 async def test_the_queue_updates_in_the_browser_without_a_reload(
@@ -26,8 +23,7 @@ async def test_the_queue_updates_in_the_browser_without_a_reload(
     await row.wait_for(timeout=15_000)
     assert await page.evaluate("window.__marker") == "still the same page", "no reload"
     assert "(1)" in await page.title()
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(SCREENSHOTS / "escalation_queue.png"), full_page=True)
+    await save_screenshot(page, "escalation_queue", full_page=True)
 
     await page.click("#alert-queue button:has-text('Acknowledge')")
     await page.wait_for_load_state()
@@ -42,4 +38,4 @@ async def test_the_queue_updates_in_the_browser_without_a_reload(
         timeout=15_000
     )
     assert await page.evaluate("document.querySelectorAll('#conversation-live b').length") == 0
-    await page.screenshot(path=str(SCREENSHOTS / "escalation_conversation.png"), full_page=True)
+    await save_screenshot(page, "escalation_conversation", full_page=True)

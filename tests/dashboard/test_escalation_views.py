@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 from aiohttp.test_utils import TestClient
@@ -23,7 +22,6 @@ from tests.conftest import TEST_TOKEN
 from tests.dashboard.conftest import DashboardUnderTest
 from tests.emulator import BotAPIEmulator
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 USER_CHAT = 4_242_001
 
 

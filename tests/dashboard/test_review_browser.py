@@ -15,7 +15,8 @@ from playwright.async_api import expect
 from bot.content.loader import load_library
 from bot.review.demo import seed_demo
 from tests.dashboard.conftest import LiveDashboard
-from tests.dashboard.test_browser import screenshot, watch_for_script
+from tests.dashboard.screenshots import save_screenshot as screenshot
+from tests.dashboard.test_browser import watch_for_script
 from tests.review_data import press, say
 from tests.test_commands import run_bot_command
 
