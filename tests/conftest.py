@@ -324,3 +324,16 @@ async def webhook_bot(
             finally:
                 stop.set()
                 await asyncio.wait_for(serving, timeout=30)
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+async def hooked(
+    request: pytest.FixtureRequest,
+    nlu_server: LocalNLUServer,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[WebhookBot]:
+    """A bot in webhook mode, once per test module and backend."""
+    async with webhook_bot(
+        request.param, tmp_path_factory.mktemp(f"webhook-{request.param}"), nlu_server
+    ) as running:
+        yield running

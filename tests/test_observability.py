@@ -10,7 +10,7 @@ import io
 import json
 import logging
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from bot.observability.logs import setup_logging
 from bot.observability.sentry import init_sentry, scrub_event
 from bot.storage.database import Database
 from bot.storage.store import Store
-from tests.conftest import BACKENDS, WebhookBot, free_port, make_settings, webhook_bot
+from tests.conftest import WebhookBot, free_port, make_settings, webhook_bot
 
 pytestmark = pytest.mark.e2e
 
@@ -43,18 +43,6 @@ pytestmark = pytest.mark.e2e
 SENTRY_TELEGRAM_ID = 5550123456
 SENTRY_USER_TEXT = "I want to go to sham"
 SENTRY_USERNAME = "someone_2009"
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-async def hooked(
-    request: pytest.FixtureRequest,
-    nlu_server: LocalNLUServer,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> AsyncIterator[WebhookBot]:
-    async with webhook_bot(
-        request.param, tmp_path_factory.mktemp(f"observe-{request.param}"), nlu_server
-    ) as running:
-        yield running
 
 
 def sample(name: str, **labels: str) -> float:

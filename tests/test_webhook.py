@@ -7,7 +7,6 @@ with the real Rasa server and real databases (SQLite and PostgreSQL).
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -16,22 +15,10 @@ import pytest
 from bot.listener.webhook import SECRET_HEADER
 from bot.nlu.server import LocalNLUServer
 from bot.telegram.app import ALLOWED_UPDATES
-from tests.conftest import BACKENDS, WebhookBot, webhook_bot
+from tests.conftest import WebhookBot, webhook_bot
 from tests.emulator import factories
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-async def hooked(
-    request: pytest.FixtureRequest,
-    nlu_server: LocalNLUServer,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> AsyncIterator[WebhookBot]:
-    async with webhook_bot(
-        request.param, tmp_path_factory.mktemp(f"webhook-{request.param}"), nlu_server
-    ) as running:
-        yield running
 
 
 def an_update(update_id: int, user: int, text: str) -> dict[str, object]:
