@@ -32,6 +32,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bench.harness import STAGES
 from bench.monitor import Monitor
 from bench.stats import progress, progress_done, summary_ms
 from bot.settings import PROJECT_ROOT
@@ -41,6 +42,7 @@ from tests.emulator.factories import JSON
 BENCH_TOKEN = "424242:BENCH-token_for-the-emulator"  # noqa: S105 - the emulator takes any
 FIRST_USER = 7_000_000
 WARM_UP_MESSAGES = 20
+DB_STAGES = tuple(STAGES.values())
 QUIET_AFTER_SECONDS = 10.0
 
 
@@ -307,15 +309,9 @@ async def run_scenario(
     turns: list[dict[str, float]] = timings.get("turns") or []
     nlu = [turn["nlu"] for turn in turns]
     rest = [turn["respond"] - turn["nlu"] for turn in turns]
-    stages = {
-        key: summary_ms([turn.get(key, 0.0) for turn in turns])
-        for key in ("db_claim", "db_load", "db_record", "db_save")
-    }
+    stages = {key: summary_ms([turn.get(key, 0.0) for turn in turns]) for key in DB_STAGES}
     stages["db_total"] = summary_ms(
-        [
-            sum(turn.get(key, 0.0) for key in ("db_claim", "db_load", "db_record", "db_save"))
-            for turn in turns
-        ]
+        [sum(turn.get(key, 0.0) for key in DB_STAGES) for turn in turns]
     )
     result: dict[str, Any] = {
         "name": scenario.name,

@@ -37,10 +37,8 @@ TURNS: list[dict[str, float]] = []  # per text update: "respond", "nlu" and the 
 CLIENTS: list[NLUClient] = []
 # The database calls of a turn, timed too, to tell where the rest of the pipeline goes.
 STAGES = {
-    "claim_update": "db_claim",
-    "load_user": "db_load",
-    "record_message": "db_record",
-    "save_user": "db_save",
+    "begin_turn": "db_begin",
+    "finish_turn": "db_finish",
 }
 
 

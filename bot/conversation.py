@@ -7,10 +7,12 @@ so what is stored and what is said cannot differ between them.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import time
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -21,12 +23,24 @@ from bot.nlu.client import NLUClient
 from bot.nlu.understanding import Understanding
 from bot.observability import metrics
 from bot.policy.compose import Reply, ReplyContext, compose, wait_phrase
-from bot.policy.decision import CALM, SILENT, Button, Command, Message, NonText, ReplyPlan, decide
+from bot.policy.decision import (
+    FORGET_KINDS,
+    PERSON,
+    SILENT,
+    Button,
+    Command,
+    Message,
+    NonText,
+    ReplyPlan,
+    decide,
+)
 from bot.policy.state import UserState
 from bot.safety.risk import record_signals
 from bot.settings import Settings
+from bot.storage.models import utcnow
 from bot.storage.resilient import database_unreachable
 from bot.storage.store import Store
+from bot.storage.turns import MessageRecord, TurnRecord, flood_status
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +116,7 @@ class Conversation:
         incoming: Incoming,
         *,
         update_id: int | None = None,
+        recovered: bool = False,
         is_test: bool = False,
         contact: str | None = None,
     ) -> list[Reply]:
@@ -109,13 +124,20 @@ class Conversation:
 
         `contact` is the user's chat id sealed by `Escalation.seal`, kept so that a person
         from the team can write to them later. An empty list means the bot stays silent (a
-        person handles the conversation, a mute, a flood): the message is stored all the same.
-        Test traffic (`is_test`, the dashboard's try-the-bot) never alerts the team.
+        person handles the conversation, a mute, a flood, an update answered before): the
+        message is stored all the same, once. `recovered` marks an update the update journal
+        gives back after a crash (see `TurnRecord`). Test traffic (`is_test`, the dashboard's
+        try-the-bot) never alerts the team.
         """
         started = time.perf_counter()
         try:
             replies = await self._turn(
-                pseudonym, incoming, update_id=update_id, is_test=is_test, contact=contact
+                pseudonym,
+                incoming,
+                update_id=update_id,
+                recovered=recovered,
+                is_test=is_test,
+                contact=contact,
             )
         except SQLAlchemyError:
             metrics.DATABASE_ERRORS.inc()
@@ -131,10 +153,15 @@ class Conversation:
         incoming: Incoming,
         *,
         update_id: int | None,
+        recovered: bool,
         is_test: bool,
         contact: str | None,
     ) -> list[Reply]:
-        state = await self.store.load_user(pseudonym)
+        """One read at the start, one transaction at the end (see `bot.storage.turns`)."""
+        start = await self.store.begin_turn(
+            pseudonym, flood_window_seconds=self.settings.flood_window_seconds
+        )
+        state = start.state
         before_level = state.risk_level
         truncated = False
         if isinstance(incoming, TextIn):
@@ -143,44 +170,43 @@ class Conversation:
                 understanding = await self.nlu.understand(text)
             metrics.observe_understanding(understanding.intent, understanding.source)
             state.risk_signals = record_signals(state.risk_signals, understanding)
-            await self.store.record_message(
-                pseudonym,
-                direction="in",
-                kind="text",
-                text=text,
+            received = _record(
+                "in",
+                "text",
+                text,
+                update_id,
+                is_test,
                 understanding=understanding,
                 flags=flags_for(understanding),
-                update_id=update_id,
-                is_test=is_test,
-                write_key=_write_key(update_id, "in"),
             )
             event: Command | Button | NonText | Message = Message(understanding)
         else:
             event = incoming
-            await self.store.record_message(
-                pseudonym,
-                direction="in",
-                kind=_incoming_kind(incoming),
-                text=_incoming_text(incoming),
-                update_id=update_id,
-                is_test=is_test,
-                write_key=_write_key(update_id, "in"),
-            )
+            kind, text = _incoming_kind(incoming), _incoming_text(incoming)
+            received = _record("in", kind, text, update_id, is_test)
             if isinstance(incoming, Command) and incoming.name == "start":
                 campaign = campaign_from_payload(incoming.payload)
                 if campaign and not state.campaign:
                     state.campaign = campaign
 
-        flood = await self._flood_status(pseudonym)
+        flood = flood_status(
+            start.recent_incoming + 1, start.cooldown_noted, limit=self.settings.flood_max_messages
+        )
         plan = decide(event, state, flood)
         library = self.library.current()
+        turn = functools.partial(
+            TurnRecord, pseudonym, update_id=update_id, recovered=recovered, contact=contact
+        )
         if plan.kind == "forget_done":
+            # Only the claim: everything else about the user is deleted right after.
+            if (await self.store.finish_turn(turn())).duplicate:
+                return []
             await self.store.forget_user(pseudonym)
             return [Reply(kind=plan.kind, text=library.reply("forget_done"))]
         _apply_flags(plan, state)
         if plan.kind == SILENT:
-            await self.store.save_user(state, contact=contact)
-            if not is_test:
+            outcome = await self.store.finish_turn(turn(messages=(received,), state=state))
+            if not outcome.duplicate and not is_test:
                 await self._after_turn(before_level, state, plan)
             log.info("no reply: %s", "a person handles the conversation, a mute or a flood")
             return []
@@ -193,29 +219,26 @@ class Conversation:
                 reply.content_ids,
                 reply.flags,
             )
-        await self.store.record_message(
-            pseudonym,
-            direction="out",
-            kind=reply.kind,
-            text=reply.text,
+        answer = _record(
+            "out",
+            reply.kind,
+            reply.text,
+            update_id,
+            is_test,
             content_ids=reply.content_ids,
             flags=reply.flags,
-            is_test=is_test,
-            write_key=_write_key(update_id, "out"),
         )
-        await self.store.save_user(state, contact=contact)
+        outcome = await self.store.finish_turn(turn(messages=(received, answer), state=state))
+        if outcome.duplicate:
+            log.info("update %s already answered, skipped", update_id)
+            return []
         if not is_test:
             await self._after_turn(before_level, state, plan)
+        if outcome.handling == PERSON and reply.kind not in FORGET_KINDS:
+            # A person from the team took over while this turn ran; /forget is always answered.
+            log.info("a %s reply was withheld: a person handles the conversation", reply.kind)
+            return []
         return [reply]
-
-    async def _flood_status(self, pseudonym: str) -> str:
-        """The flood check reads the database; while it is unreachable nobody is throttled."""
-        try:
-            return await self.escalation.flood_status(pseudonym)
-        except Exception as exc:
-            if not database_unreachable(exc):
-                raise
-            return CALM
 
     async def _after_turn(self, before_level: str, state: UserState, plan: ReplyPlan) -> None:
         """Raise the turn's alerts; while the database is unreachable, keep retrying them.
@@ -243,6 +266,32 @@ class Conversation:
                 if not database_unreachable(exc):
                     log.exception("raising a turn's alerts failed")
                     return
+
+
+def _record(
+    direction: str,
+    kind: str,
+    text: str | None,
+    update_id: int | None,
+    is_test: bool,
+    *,
+    understanding: Understanding | None = None,
+    content_ids: Sequence[str] = (),
+    flags: Sequence[str] = (),
+) -> MessageRecord:
+    """One side of the turn; the reply carries no update id, but its write key names it."""
+    return MessageRecord(
+        direction=direction,
+        kind=kind,
+        text=text,
+        created_at=utcnow(),
+        understanding=understanding,
+        content_ids=content_ids,
+        flags=flags,
+        update_id=update_id if direction == "in" else None,
+        is_test=is_test,
+        write_key=_write_key(update_id, direction),
+    )
 
 
 def _write_key(update_id: int | None, direction: str) -> str | None:

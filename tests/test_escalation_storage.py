@@ -10,11 +10,13 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.escalation.contact import ContactSealer, ContactUnreadable
+from bot.policy.decision import CALM, COOLDOWN, FLOOD_AGAIN, FLOOD_FIRST
 from bot.policy.state import UserState
 from bot.services import resilient_store
 from bot.storage import Database, Store
 from bot.storage.escalation import CRISIS, HIGH_RISK, HUMAN_REQUEST, EscalationStore
 from bot.storage.models import Alert, utcnow
+from bot.storage.turns import flood_status
 from tests.conftest import make_settings
 
 
@@ -169,16 +171,36 @@ async def test_the_contact_is_stored_sealed_once_and_deleted_by_forget(store: St
         assert await session.scalar(select(func.count()).select_from(Alert)) == 0
 
 
-async def test_flood_status_counts_recent_incoming_messages(store: Store) -> None:
-    escalations = EscalationStore(store.database)
-    for number in range(3):
+async def test_a_turn_start_counts_the_users_recent_incoming_messages(store: Store) -> None:
+    async def status() -> str:
+        start = await store.begin_turn("p-flood", flood_window_seconds=60)
+        # The message being answered is not stored yet when the turn starts: + 1.
+        return flood_status(start.recent_incoming + 1, start.cooldown_noted, limit=3)
+
+    for number in range(2):
         await store.record_message("p-flood", direction="in", kind="text", text=f"m{number}")
-    assert await escalations.flood_status("p-flood", limit=3, window_seconds=60) == "calm"
-    await store.record_message("p-flood", direction="in", kind="text", text="m3")
-    assert await escalations.flood_status("p-flood", limit=3, window_seconds=60) == "first"
-    await store.record_message("p-flood", direction="out", kind="cooldown", text="pause")
-    assert await escalations.flood_status("p-flood", limit=3, window_seconds=60) == "again"
-    assert await escalations.flood_status("p-other", limit=3, window_seconds=60) == "calm"
+    await store.record_message("p-flood", direction="out", kind="fallback", text="hm?")
+    assert await status() == CALM, "three incoming messages, the limit: still calm"
+    await store.record_message("p-flood", direction="in", kind="text", text="m2")
+    assert await status() == FLOOD_FIRST
+    await store.record_message("p-flood", direction="out", kind=COOLDOWN, text="pause")
+    assert await status() == FLOOD_AGAIN
+    other = await store.begin_turn("p-other", flood_window_seconds=60)
+    assert (other.recent_incoming, other.cooldown_noted) == (0, False)
+
+
+async def test_a_turn_start_forgets_messages_older_than_the_flood_window(store: Store) -> None:
+    long_ago = utcnow() - timedelta(seconds=120)
+    for number in range(5):
+        await store.record_message(
+            "p-old", direction="in", kind="text", text=f"m{number}", created_at=long_ago
+        )
+    await store.record_message(
+        "p-old", direction="out", kind=COOLDOWN, created_at=long_ago, text="x"
+    )
+    await store.record_message("p-old", direction="in", kind="text", text="now")
+    start = await store.begin_turn("p-old", flood_window_seconds=60)
+    assert (start.recent_incoming, start.cooldown_noted) == (1, False)
 
 
 async def test_the_bots_store_hands_back_the_level_the_database_derived(

@@ -13,6 +13,7 @@ import os
 import secrets
 import sys
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from bot.storage import Database, StorageUnavailable, Store, pseudonymise
 from bot.storage.database import alembic_config
 from bot.storage.models import Base, Message, ProcessedUpdate, User
 from bot.storage.review_models import EXPRESSION_INDEXES
+from bot.storage.turns import MessageRecord, TurnRecord
 from tests.conftest import fresh_postgres_database
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -538,3 +540,105 @@ async def test_unreachable_database_raises_storage_unavailable(url: str, tmp_pat
     assert "s3cret-pw" not in str(caught.value)
     with pytest.raises(RuntimeError, match="start"):
         database.session()
+
+
+# -- a conversation turn: one read, one transaction --------------------------------------------
+
+
+def turn_of(
+    pseudonym: str, update_id: int, state: UserState, *, recovered: bool = False
+) -> TurnRecord:
+    now = datetime.now(UTC)
+    understanding = Understanding("i want to go", "interest_joining", 0.9, ())
+    return TurnRecord(
+        pseudonym,
+        messages=(
+            MessageRecord(
+                "in",
+                "text",
+                "i want to go",
+                now,
+                understanding,
+                flags=("risk",),
+                update_id=update_id,
+                write_key=f"update:{update_id}:in",
+            ),
+            MessageRecord(
+                "out",
+                "counter_message",
+                "a story",
+                now,
+                content_ids=("t-001",),
+                write_key=f"update:{update_id}:out",
+            ),
+        ),
+        state=state,
+        update_id=update_id,
+        recovered=recovered,
+    )
+
+
+async def test_a_turn_stores_its_claim_messages_and_state_together(store: Store) -> None:
+    start = await store.begin_turn("p-turn", flood_window_seconds=60)
+    assert start.state == UserState("p-turn") and start.recent_incoming == 0
+    assert await store.find_user("p-turn") is None, "reading the start of a turn writes nothing"
+
+    state = start.state
+    state.shown_testimonies = ["t-001"]
+    state.risk_signals = {"interest_joining": 1}
+    outcome = await store.finish_turn(turn_of("p-turn", 5001, state))
+    assert (outcome.duplicate, outcome.handling) == (False, "bot")
+    assert state.risk_level == "elevated", "the derived level is handed back"
+
+    stored = await store.messages_for("p-turn")
+    assert [(m.direction, m.kind, m.update_id) for m in stored] == [
+        ("in", "text", 5001),
+        ("out", "counter_message", None),
+    ]
+    assert stored[1].content_ids == ("t-001",)
+    again = await store.begin_turn("p-turn", flood_window_seconds=60)
+    assert again.state.shown_testimonies == ["t-001"]
+    assert again.state.risk_level == "elevated"
+    assert again.recent_incoming == 1
+    async with store.database.session() as session:
+        user = (await session.execute(select(User).where(User.pseudonym == "p-turn"))).scalar_one()
+        assert user.risk_flag and not user.crisis_flag
+    assert not await store.claim_update(5001), "the turn claimed its update"
+
+
+async def test_an_update_delivered_twice_is_stored_once(store: Store) -> None:
+    await store.finish_turn(turn_of("p-twice", 5002, UserState("p-twice", country="IQ")))
+    outcome = await store.finish_turn(turn_of("p-twice", 5002, UserState("p-twice", country="SY")))
+    assert outcome.duplicate
+    assert len(await store.messages_for("p-twice")) == 2
+    found = await store.find_user("p-twice")
+    assert found is not None and found.country == "IQ", "the duplicate's state is rolled back"
+
+    # An update the journal gives back after a crash goes through, its messages stay single.
+    recovered = turn_of("p-twice", 5002, UserState("p-twice", country="JO"), recovered=True)
+    assert not (await store.finish_turn(recovered)).duplicate
+    assert len(await store.messages_for("p-twice")) == 2
+    found = await store.find_user("p-twice")
+    assert found is not None and found.country == "JO"
+
+
+async def test_a_turn_that_fails_to_store_leaves_nothing_behind(store: Store) -> None:
+    broken = turn_of("p-broken", 5003, UserState("p-broken"))
+    bad = replace(broken.messages[1], direction="sideways")
+    with pytest.raises(ValueError, match="direction"):
+        await store.finish_turn(replace(broken, messages=(broken.messages[0], bad)))
+    assert await store.find_user("p-broken") is None
+    assert await store.message_count() == 0
+    assert await store.claim_update(5003), "the failed turn's claim was rolled back"
+
+
+async def test_a_turn_keeps_a_crisis_raised_while_it_ran(store: Store) -> None:
+    """The turn assumed no crisis; a late classification raised it meanwhile."""
+    await store.save_user(UserState("p-late"))
+    async with store.database.session() as session, session.begin():
+        await session.execute(update(User).where(User.pseudonym == "p-late").values(in_crisis=True))
+    state = UserState("p-late", risk_signals={"interest_joining": 1})
+    await store.finish_turn(turn_of("p-late", 5004, state))
+    assert state.in_crisis and state.risk_level == "crisis"
+    found = await store.find_user("p-late")
+    assert found is not None and (found.in_crisis, found.risk_level) == (True, "crisis")

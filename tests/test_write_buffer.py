@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from bot.policy.state import UserState
 from bot.storage.buffer import WriteBuffer
 from bot.storage.database import Database
 from bot.storage.resilient import ResilientStore
+from bot.storage.turns import MessageRecord, TurnRecord
 from tests.conftest import BACKENDS, database_url_for
 from tests.outage import database_with_outage
 
@@ -153,6 +155,65 @@ async def test_forget_during_an_outage_deletes_the_users_buffered_writes_at_once
             ]
             assert (await store.load_user("p-keep")).country == "IQ"
             assert not await store.claim_update(1)
+            assert path.read_bytes() == b""
+        finally:
+            await store.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_a_turn_during_an_outage_is_one_entry_written_whole_when_the_database_returns(
+    backend: str, tmp_path: Path
+) -> None:
+    async with database_with_outage(backend, tmp_path) as outage:
+        path = tmp_path / "write-buffer.jsonl"
+        store = ResilientStore(Database(outage.url), WriteBuffer(path, 20_000), retry_seconds=0.1)
+        await store.start()
+        try:
+            outage.begin()
+            start = await store.begin_turn("p-out", flood_window_seconds=60)
+            assert start.state == UserState("p-out")
+            state = start.state
+            state.country, state.in_crisis = "IQ", True
+            now = datetime.now(UTC)
+            understanding = Understanding("help", "crisis_self_harm", 0.95, ())
+            turn = TurnRecord(
+                "p-out",
+                messages=(
+                    MessageRecord(
+                        "in",
+                        "text",
+                        "help",
+                        now,
+                        understanding,
+                        flags=("crisis",),
+                        update_id=42,
+                        write_key="update:42:in",
+                    ),
+                    MessageRecord(
+                        "out", "safety_self_harm", "you matter", now, write_key="update:42:out"
+                    ),
+                ),
+                state=state,
+                update_id=42,
+            )
+            assert not (await store.finish_turn(turn)).duplicate
+            assert state.risk_level == "crisis", "derived as the database would"
+            assert len(store.buffer) == 1
+            assert (await store.finish_turn(turn)).duplicate, "a redelivery, remembered"
+            assert (await store.begin_turn("p-out", flood_window_seconds=60)).state.country == "IQ"
+
+            outage.end()
+            async with asyncio.timeout(30):
+                await store.wait_until_flushed()
+            stored = await store.messages_for("p-out")
+            assert [(m.kind, m.intent, m.flags) for m in stored] == [
+                ("text", "crisis_self_harm", ("crisis",)),
+                ("safety_self_harm", None, ()),
+            ]
+            found = await store.find_user("p-out")
+            assert found is not None
+            assert (found.country, found.in_crisis, found.risk_level) == ("IQ", True, "crisis")
+            assert not await store.claim_update(42)
             assert path.read_bytes() == b""
         finally:
             await store.close()

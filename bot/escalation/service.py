@@ -28,7 +28,6 @@ from bot.policy.compose import Reply, ReplyContext, compose
 from bot.policy.decision import (
     CRISIS_KINDS,
     EXIT_KINDS,
-    FORGET_KINDS,
     HUMAN,
     SAFETY_KINDS,
     SILENT,
@@ -97,13 +96,6 @@ class Escalation:
 
     # -- during a turn ---------------------------------------------------------------------
 
-    async def flood_status(self, pseudonym: str) -> str:
-        return await self.escalations.flood_status(
-            pseudonym,
-            limit=self.settings.flood_max_messages,
-            window_seconds=self.settings.flood_window_seconds,
-        )
-
     async def after_turn(self, before_level: str, state: UserState, plan: ReplyPlan) -> None:
         """Raise what this turn calls for: a crisis, a high risk, a request for a person."""
         pseudonym = state.pseudonym
@@ -142,17 +134,6 @@ class Escalation:
             if alert is None:
                 return
         self._notify_soon(alert, "alert_heading_not_safe")
-
-    async def may_send_automatic(self, pseudonym: str, kind: str) -> bool:
-        """Checked right before every automatic send: no bot reply while a person handles it.
-
-        The turn decided under the state it loaded; a moderator may have taken over since.
-        Deleting one's data (/forget) is answered whoever handles the conversation.
-        """
-        if kind in FORGET_KINDS:
-            return True
-        control = await self.escalations.control(pseudonym)
-        return control is None or control.handling != PERSON
 
     # -- moderators' alerts ----------------------------------------------------------------
 

@@ -47,8 +47,8 @@ _CONNECT_TIMEOUT_SECONDS = 10
 # WAL mode, PostgreSQL synchronous_commit=off): a crash or kill of the bot or of PostgreSQL
 # loses nothing and nothing is ever corrupted, but a power cut or a crash of the operating
 # system may lose the last commits (up to about a second). Measured (`make bench`): one fsync
-# costs ~5 ms on the development machine and a turn commits 4-5 times, which "full" pays on
-# every message and SQLite's single writer serialises.
+# costs ~5 ms on the development machine; a turn commits once (`bot.storage.turns`), which
+# "full" pays on every message and SQLite's single writer serialises.
 DURABILITY = ("full", "fast")
 
 

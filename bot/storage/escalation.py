@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CursorResult, Result, and_, exists, func, select, update
+from sqlalchemy import CursorResult, Result, exists, select, update
 
 from bot.safety.risk import assess
 from bot.storage.database import Database
-from bot.storage.models import Alert, Message, User, utcnow
+from bot.storage.models import Alert, User, utcnow
 
 BOT, WAITING, PERSON = "bot", "waiting", "person"
 HANDLING = (BOT, WAITING, PERSON)
@@ -27,9 +27,6 @@ ALERT_KINDS = (CRISIS, HIGH_RISK, HUMAN_REQUEST)
 SEVERITIES = ("crisis", "high", "request")
 """Most urgent first; the queue sorts by this, then by age."""
 OPEN, ACKNOWLEDGED, RESOLVED = "open", "acknowledged", "resolved"
-
-COOLDOWN_KIND = "cooldown"
-"""The reply kind of the one polite note a flooding user gets."""
 
 
 @dataclass(frozen=True)
@@ -233,30 +230,6 @@ class EscalationStore:
             ).scalar_one_or_none()
 
     # -- floods ----------------------------------------------------------------------------
-
-    async def flood_status(self, pseudonym: str, *, limit: int, window_seconds: int) -> str:
-        """ "calm", "first" (over the limit, no cooldown note yet) or "again" (note sent).
-
-        Counts the user's incoming messages in the last `window_seconds`, this one included
-        (it is stored before this is asked).
-        """
-        since = utcnow() - timedelta(seconds=window_seconds)
-        user_id = select(User.id).where(User.pseudonym == pseudonym).scalar_subquery()
-        recent = and_(Message.user_id == user_id, Message.created_at >= since)
-        async with self.database.session() as session:
-            count = await session.scalar(
-                select(func.count()).select_from(Message).where(recent, Message.direction == "in")
-            )
-            if (count or 0) <= limit:
-                return "calm"
-            noted = await session.scalar(
-                select(
-                    exists().where(
-                        recent, Message.direction == "out", Message.kind == COOLDOWN_KIND
-                    )
-                )
-            )
-        return "again" if noted else "first"
 
     # -- alerts ----------------------------------------------------------------------------
 

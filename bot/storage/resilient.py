@@ -40,6 +40,7 @@ from bot.storage.buffer import Entry, WriteBuffer
 from bot.storage.database import Database
 from bot.storage.models import utcnow
 from bot.storage.store import Store
+from bot.storage.turns import MessageRecord, TurnOutcome, TurnRecord, TurnStart
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,44 @@ class ResilientStore(Store):
         await self._drained.wait()
 
     # -- the conversation's operations -----------------------------------------------------
+
+    async def begin_turn(self, pseudonym: str, *, flood_window_seconds: int) -> TurnStart:
+        cached = self._states.get(pseudonym)
+        if cached is not None:
+            return TurnStart(_copy_state(cached))
+        try:
+            return await super().begin_turn(pseudonym, flood_window_seconds=flood_window_seconds)
+        except Exception as exc:
+            if not database_unreachable(exc):
+                raise
+            log.warning("database unavailable (%s): default state for a user", _name(exc))
+            return TurnStart(UserState(pseudonym))
+
+    async def finish_turn(self, turn: TurnRecord) -> TurnOutcome:
+        """Write the turn; while the database is unavailable, to the buffer as one entry."""
+        if turn.update_id is not None and turn.update_id in self._claims and not turn.recovered:
+            return TurnOutcome(duplicate=True)
+        if not self.degraded:
+            try:
+                outcome = await super().finish_turn(turn)
+            except Exception as exc:
+                if not database_unreachable(exc):
+                    raise
+                self._degrade(exc)
+            else:
+                if turn.update_id is not None:
+                    self._remember_claim(turn.update_id)
+                return outcome
+        if turn.update_id is not None:
+            self._remember_claim(turn.update_id)
+        self._buffer(_turn_entry(turn))
+        if turn.state is not None:
+            # What the database would have derived; the flusher's write derives it again.
+            assessment = assess(turn.state.risk_signals, in_crisis=turn.state.in_crisis)
+            turn.state.risk_level = assessment.level
+            turn.state.risk_reasons = list(assessment.reasons)
+            self._states[turn.pseudonym] = _copy_state(turn.state)
+        return TurnOutcome()
 
     async def claim_update(self, update_id: int) -> bool:
         if update_id in self._claims:
@@ -289,7 +328,9 @@ class ResilientStore(Store):
                 write_key=entry["write_key"],
                 created_at=datetime.fromisoformat(entry["created_at"]),
             )
-        if op == "user":
+        if op == "turn":
+            await Store.finish_turn(self, _turn_from_entry(entry))
+        elif op == "user":
             await Store.save_user(self, UserState(**entry["state"]), contact=entry.get("contact"))
         elif op == "claim":
             await Store.claim_update(self, entry["update_id"])  # False if already there: fine
@@ -310,6 +351,54 @@ def _pseudonym_of(entry: Entry) -> str | None:
         return str(entry["state"]["pseudonym"])
     pseudonym = entry.get("pseudonym")
     return None if pseudonym is None else str(pseudonym)
+
+
+def _turn_entry(turn: TurnRecord) -> Entry:
+    """A turn as one write buffer entry (JSON); message write keys make its replay single."""
+    return {
+        "op": "turn",
+        "pseudonym": turn.pseudonym,
+        "update_id": turn.update_id,
+        "state": None if turn.state is None else asdict(turn.state),
+        "contact": turn.contact,
+        "messages": [
+            {
+                "direction": m.direction,
+                "kind": m.kind,
+                "text": m.text,
+                "created_at": m.created_at.isoformat(),
+                "understanding": None if m.understanding is None else asdict(m.understanding),
+                "content_ids": list(m.content_ids),
+                "flags": list(m.flags),
+                "update_id": m.update_id,
+                "is_test": m.is_test,
+                "write_key": m.write_key or uuid.uuid4().hex,
+            }
+            for m in turn.messages
+        ],
+    }
+
+
+def _turn_from_entry(entry: Entry) -> TurnRecord:
+    messages = tuple(
+        MessageRecord(
+            **m
+            | {
+                "created_at": datetime.fromisoformat(m["created_at"]),
+                "understanding": _understanding(m["understanding"]),
+            }
+        )
+        for m in entry["messages"]
+    )
+    state = entry["state"]
+    return TurnRecord(
+        pseudonym=entry["pseudonym"],
+        messages=messages,
+        state=None if state is None else UserState(**state),
+        contact=entry["contact"],
+        update_id=entry["update_id"],
+        replay=True,
+    )
 
 
 def _understanding(data: dict[str, Any] | None) -> Understanding | None:

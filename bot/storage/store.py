@@ -34,13 +34,14 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
     CursorResult,
     Executable,
     Result,
+    and_,
     delete,
     exists,
     func,
@@ -50,18 +51,37 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm import DeclarativeBase
 
 from bot.nlu.understanding import Understanding
+from bot.policy.decision import COOLDOWN
 from bot.policy.state import UserState
 from bot.safety.risk import assess
 from bot.storage.database import Database
 from bot.storage.models import DIRECTIONS, Message, ProcessedUpdate, User, utcnow
+from bot.storage.turns import MessageRecord, TurnOutcome, TurnRecord, TurnStart
 
 log = logging.getLogger(__name__)
 
 VACUUM_LOCK_TIMEOUT = "5s"
 SCRUB_RETRY_SECONDS = 10.0
+# The columns of `users` that make up a `UserState`, read by every turn.
+_STATE_COLUMNS = (
+    User.pseudonym,
+    User.country,
+    User.campaign,
+    User.in_crisis,
+    User.human_requested,
+    User.last_claim,
+    User.last_reply_kind,
+    User.shown_testimonies,
+    User.risk_signals,
+    User.risk_level,
+    User.risk_reasons,
+    User.handling,
+    User.muted,
+)
 _KEPT_DEAD_ROWS = re.compile(r"(\d+) dead row versions cannot be removed yet")
 # The tables holding what a user wrote or what is known about them (moderators' notes too).
 _PRIVATE_TABLES = ("messages", "users", "moderator_notes")
@@ -141,6 +161,102 @@ class Store:
             return False
         return True
 
+    # -- a conversation turn ----------------------------------------------------------------
+
+    async def begin_turn(self, pseudonym: str, *, flood_window_seconds: int) -> TurnStart:
+        """The user's state and their recent messages' count, in one query; writes nothing.
+
+        An unknown user gets the default state; `finish_turn` creates them.
+        """
+        since = utcnow() - timedelta(seconds=flood_window_seconds)
+        recent = and_(Message.user_id == User.id, Message.created_at >= since)
+        incoming = (
+            select(func.count())
+            .select_from(Message)
+            .where(recent, Message.direction == "in")
+            .scalar_subquery()
+        )
+        noted = exists().where(recent, Message.direction == "out", Message.kind == COOLDOWN)
+        statement = select(
+            *_STATE_COLUMNS, incoming.label("recent_incoming"), noted.label("cooldown_noted")
+        ).where(User.pseudonym == pseudonym)
+        async with self.database.engine.connect() as connection:
+            row = (await connection.execute(statement)).one_or_none()
+        if row is None:
+            return TurnStart(UserState(pseudonym))
+        return TurnStart(_user_state(row), int(row.recent_incoming), bool(row.cooldown_noted))
+
+    async def finish_turn(self, turn: TurnRecord) -> TurnOutcome:
+        """Claim the update, store the messages and the state: one transaction, all or nothing.
+
+        An update claimed before (Telegram delivered it twice) rolls everything back and comes
+        back as a duplicate, unless it is `recovered` or a `replay`. The state is saved as
+        `save_user` saves it, filled in with what the database derived; the user's moderator
+        flags are raised as `record_message` raises them.
+        """
+        now = utcnow()
+        try:
+            async with self.database.engine.begin() as connection:
+                claimed = turn.update_id is None or await self._claim(
+                    connection, turn.update_id, now
+                )
+                if not (claimed or turn.recovered or turn.replay):
+                    raise _AnsweredBefore
+                user = await self._touch_user(connection, turn, now)
+                if turn.messages:
+                    rows = [_message_values(m, user.id) for m in turn.messages]
+                    await connection.execute(
+                        self._insert_or_skip(Message, ["write_key"]).values(rows)
+                    )
+        except _AnsweredBefore:
+            return TurnOutcome(duplicate=True)
+        return TurnOutcome(handling=user.handling)
+
+    async def _claim(self, connection: AsyncConnection, update_id: int, now: datetime) -> bool:
+        statement = (
+            self._insert_or_skip(ProcessedUpdate, ["update_id"])
+            .values(update_id=update_id, processed_at=now)
+            .returning(ProcessedUpdate.update_id)
+        )
+        return (await connection.execute(statement)).first() is not None
+
+    async def _touch_user(
+        self, connection: AsyncConnection, turn: TurnRecord, now: datetime
+    ) -> Any:
+        """Mark the user seen, raise their flags, save the turn's state; creates the user."""
+        values: dict[str, Any] = {"last_seen_at": now}
+        values |= {f"{flag}_flag": True for flag in turn.flags}
+        state = turn.state
+        if state is not None:
+            values |= _state_values(state, turn.contact)
+            # Derived from the crisis state the turn assumes; corrected below in the rare
+            # case that the stored one differs (only a moderator lowers it, only a late
+            # classification raises it behind the turn's back).
+            assumed = assess(state.risk_signals, in_crisis=state.in_crisis)
+            values |= {"risk_level": assumed.level, "risk_reasons": list(assumed.reasons)}
+        statement = (
+            update(User)
+            .where(User.pseudonym == turn.pseudonym)
+            .values(**values)
+            .returning(User.id, User.in_crisis, User.handling)
+        )
+        user = (await connection.execute(statement)).one_or_none()
+        if user is None:
+            await connection.execute(self._insert_user_if_missing(turn.pseudonym))
+            user = (await connection.execute(statement)).one()
+        if state is not None:
+            assessment = assess(state.risk_signals, in_crisis=user.in_crisis)
+            if user.in_crisis != state.in_crisis:
+                await connection.execute(
+                    update(User)
+                    .where(User.id == user.id)
+                    .values(risk_level=assessment.level, risk_reasons=list(assessment.reasons))
+                )
+            state.in_crisis = user.in_crisis
+            state.risk_level = assessment.level
+            state.risk_reasons = list(assessment.reasons)
+        return user
+
     # -- users -----------------------------------------------------------------------------
 
     async def load_user(self, pseudonym: str) -> UserState:
@@ -169,20 +285,7 @@ class Store:
         transaction from the crisis state as stored, so the two cannot disagree. `contact`
         (an encrypted chat id) replaces the stored one.
         """
-        values: dict[str, Any] = {
-            "country": state.country,
-            "campaign": state.campaign,
-            "human_requested": state.human_requested,
-            "last_claim": state.last_claim,
-            "last_reply_kind": state.last_reply_kind,
-            "shown_testimonies": list(state.shown_testimonies),
-            "risk_signals": dict(state.risk_signals),
-        }
-        if state.in_crisis:
-            values["in_crisis"] = True
-        if contact is not None:
-            # Sealed afresh every turn, so a rotated CONTACT_SECRET heals on the next message.
-            values["contact"] = contact
+        values = _state_values(state, contact)
         statement = (
             update(User)
             .where(User.pseudonym == state.pseudonym)
@@ -243,44 +346,35 @@ class Store:
         replayed from the write buffer or repeated after a crash leaves one row.
         `created_at` (default now) is when the message happened, also for a replayed write.
         """
-        if direction not in DIRECTIONS:
-            raise ValueError(f"direction must be 'in' or 'out', not {direction!r}")
-        now = created_at or utcnow()
-        seen: dict[str, Any] = {"last_seen_at": now}
+        message = MessageRecord(
+            direction=direction,
+            kind=kind,
+            text=text,
+            created_at=created_at or utcnow(),
+            understanding=understanding,
+            content_ids=content_ids,
+            flags=flags,
+            update_id=update_id,
+            is_test=is_test,
+            write_key=write_key,
+        )
+        seen: dict[str, Any] = {"last_seen_at": message.created_at}
         if "risk" in flags:
             seen["risk_flag"] = True
         if "crisis" in flags:
             seen["crisis_flag"] = True
         touch = update(User).where(User.pseudonym == pseudonym).values(**seen).returning(User.id)
-        values: dict[str, Any] = {
-            "created_at": now,
-            "direction": direction,
-            "kind": kind,
-            "text": text,
-            "content_ids": list(content_ids),
-            "flags": list(flags),
-            "update_id": update_id,
-            "is_test": is_test,
-            "write_key": write_key,
-            "ranking": [],
-            "entities": [],
-        }
-        if understanding is not None:
-            values |= {
-                "intent": understanding.intent,
-                "confidence": understanding.confidence,
-                "ranking": understanding.ranking_json(),
-                "entities": understanding.entities_json(),
-                "intent_source": understanding.source,
-                "model": understanding.model,
-            }
         async with self.database.session() as session, session.begin():
             # A write first, so that SQLite takes its write lock before reading anything.
             user_id = (await session.execute(touch)).scalar_one_or_none()
             if user_id is None:
                 await session.execute(self._insert_user_if_missing(pseudonym))
                 user_id = (await session.execute(touch)).scalar_one()
-            insert_message = self._insert_unless_written(values | {"user_id": user_id})
+            insert_message = (
+                self._insert_or_skip(Message, ["write_key"])
+                .values(_message_values(message, user_id))
+                .returning(Message.id)
+            )
             message_id = (await session.execute(insert_message)).scalar_one_or_none()
             if message_id is None:  # written before under the same key
                 existing = select(Message.id).where(Message.write_key == write_key)
@@ -486,21 +580,13 @@ class Store:
         result = await session.execute(select(User).where(User.pseudonym == pseudonym))
         return result.scalar_one_or_none()
 
-    def _insert_unless_written(self, values: dict[str, Any]) -> Executable:
-        """INSERT a message, doing nothing when its write key is already stored."""
+    def _insert_or_skip(
+        self, model: type[DeclarativeBase], keys: list[str]
+    ) -> postgresql.Insert | sqlite.Insert:
+        """INSERT into `model`'s table that does nothing for a row whose `keys` are stored."""
         if self.database.dialect == "postgresql":
-            return (
-                postgresql.insert(Message)
-                .values(**values)
-                .on_conflict_do_nothing(index_elements=[Message.write_key])
-                .returning(Message.id)
-            )
-        return (
-            sqlite.insert(Message)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=["write_key"])
-            .returning(Message.id)
-        )
+            return postgresql.insert(model).on_conflict_do_nothing(index_elements=keys)
+        return sqlite.insert(model).on_conflict_do_nothing(index_elements=keys)
 
     def _insert_user_if_missing(self, pseudonym: str) -> Executable:
         now = utcnow()
@@ -519,20 +605,63 @@ class Store:
             "handling": "bot",
             "muted": False,
         }
-        if self.database.dialect == "postgresql":
-            return (
-                postgresql.insert(User)
-                .values(**values)
-                .on_conflict_do_nothing(index_elements=[User.pseudonym])
-            )
-        return (
-            sqlite.insert(User)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=["pseudonym"])
-        )
+        return self._insert_or_skip(User, ["pseudonym"]).values(**values)
 
 
-def _user_state(user: User) -> UserState:
+def _state_values(state: UserState, contact: str | None) -> dict[str, Any]:
+    """The columns a turn saves from `state`: the policy's memory, never the moderators' part.
+
+    Crisis state is only ever raised here (a moderator closes it); `contact` (the chat id,
+    sealed afresh every turn, so a rotated CONTACT_SECRET heals on the next message)
+    replaces the stored one when given.
+    """
+    values: dict[str, Any] = {
+        "country": state.country,
+        "campaign": state.campaign,
+        "human_requested": state.human_requested,
+        "last_claim": state.last_claim,
+        "last_reply_kind": state.last_reply_kind,
+        "shown_testimonies": list(state.shown_testimonies),
+        "risk_signals": dict(state.risk_signals),
+    }
+    if state.in_crisis:
+        values["in_crisis"] = True
+    if contact is not None:
+        values["contact"] = contact
+    return values
+
+
+def _message_values(message: MessageRecord, user_id: int) -> dict[str, Any]:
+    """A `messages` row; every row has every column, so several go in one INSERT."""
+    if message.direction not in DIRECTIONS:
+        raise ValueError(f"direction must be 'in' or 'out', not {message.direction!r}")
+    understanding = message.understanding
+    return {
+        "user_id": user_id,
+        "created_at": message.created_at,
+        "direction": message.direction,
+        "kind": message.kind,
+        "text": message.text,
+        "content_ids": list(message.content_ids),
+        "flags": list(message.flags),
+        "update_id": message.update_id,
+        "is_test": message.is_test,
+        "write_key": message.write_key,
+        "intent": None if understanding is None else understanding.intent,
+        "confidence": None if understanding is None else understanding.confidence,
+        "ranking": [] if understanding is None else understanding.ranking_json(),
+        "entities": [] if understanding is None else understanding.entities_json(),
+        "intent_source": None if understanding is None else understanding.source,
+        "model": None if understanding is None else understanding.model,
+    }
+
+
+class _AnsweredBefore(Exception):
+    """Rolls a turn's transaction back: its update was claimed by an earlier delivery."""
+
+
+def _user_state(user: Any) -> UserState:
+    """A `UserState` from a `User` or a row of `_STATE_COLUMNS`."""
     return UserState(
         pseudonym=user.pseudonym,
         country=user.country,

@@ -25,11 +25,9 @@ from telegram.ext import (
 )
 
 from bot.conversation import Conversation, Incoming, TextIn
-from bot.escalation.service import Escalation
 from bot.policy.compose import Reply
 from bot.policy.decision import Button, Command, NonText
 from bot.storage.pseudonym import pseudonymise
-from bot.storage.resilient import database_unreachable
 from bot.telegram.delivery import with_retries
 from bot.telegram.journal import UpdateJournal
 
@@ -57,25 +55,21 @@ class FrontEnd:
         chat = update.effective_chat
         if user is None or chat is None:
             return
-        claimed = await self.conversation.store.claim_update(update.update_id)
         # A recovered update was claimed by the run that was killed while answering it.
         recovered = self.journal is not None and self.journal.is_recovered(update.update_id)
-        if not claimed and not recovered:
-            log.info("update %s already answered, skipped", update.update_id)
-            return
         escalation = self.conversation.escalation
         pseudonym = pseudonymise(user.id, self.pseudonym_secret)
         handling = asyncio.ensure_future(
             self.conversation.handle(
-                pseudonym, incoming, update_id=update.update_id, contact=escalation.seal(chat.id)
+                pseudonym,
+                incoming,
+                update_id=update.update_id,
+                recovered=recovered,
+                contact=escalation.seal(chat.id),
             )
         )
-        replies = await _typing_while_slow(update, handling, isinstance(incoming, TextIn))
-        for reply in replies:
-            # A person from the team may have taken over while this turn ran.
-            if not await _may_send_automatic(escalation, pseudonym, reply.kind):
-                log.info("a %s reply was withheld: a person handles the conversation", reply.kind)
-                continue
+        # Empty for an update answered before, and while a person from the team handles it.
+        for reply in await _typing_while_slow(update, handling, isinstance(incoming, TextIn)):
             await send_reply(update, reply)
 
     async def on_text(self, update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
@@ -133,16 +127,6 @@ class FrontEnd:
             await with_retries(lambda: context.bot.send_message(chat_id, text))
         except Exception:  # the safe reply itself failed: nothing more to do than log
             log.exception("could not send the error reply")
-
-
-async def _may_send_automatic(escalation: Escalation, pseudonym: str, kind: str) -> bool:
-    """Whether no person has taken over; with the database unreachable, the bot answers."""
-    try:
-        return await escalation.may_send_automatic(pseudonym, kind)
-    except Exception as exc:
-        if not database_unreachable(exc):
-            raise
-        return True
 
 
 def _non_text_kind(update: Update) -> str:
