@@ -30,6 +30,18 @@ from bot.safety.crisis_net import detect_crisis, normalise
         "i wrote goodbye letters",
         "it would be better if i was gone",
         "i wont be here much longer",
+        # published warning signs (988 Lifeline, Samaritans, WHO) and filter-dodging slang
+        "i'm such a burden to everyone",
+        "everyone would be happier without me",
+        "i hope i dont wake up tomorrow",
+        "i dont wanna live",
+        "so tired of being alive",
+        "no strength left to live",
+        "i wanna unalive",
+        "sewer slide",
+        "if you dont hear from me again, im sorry",
+        "i swallowed too many tablets",
+        "i think i overdosed",
     ],
 )
 def test_explicit_self_harm_is_caught(text: str) -> None:
@@ -47,6 +59,10 @@ def test_explicit_self_harm_is_caught(text: str) -> None:
         "imma hurt whoever did this",
         "they will all pay for what they did to us",
         "i keep imagining them all bleeding",
+        "i want them all dead",
+        "im gonna put him in hospital",
+        "im going to get my revenge on all of them",
+        "they will pay with their blood",
     ],
 )
 def test_explicit_violence_is_caught(text: str) -> None:
@@ -67,6 +83,16 @@ def test_explicit_violence_is_caught(text: str) -> None:
         "shoot me a text when ur home",
         "gonna kill him in fifa tonight",
         "my parents will pay for it",
+        "they pay for everything over there",
+        "i cant go on holiday this year",
+        "i hope i dont wake up late tomorrow",
+        "im so tired of living in this city",
+        "youtubers say unalive because of the algorithm",
+        "took too many pictures at the beach",
+        "the rapper died of an overdose",
+        "i bought a gun in gta",
+        "my dad got a gun licence for hunting",
+        "i dont want to be a burden to my parents",
         "",
     ],
 )

@@ -31,7 +31,10 @@ _SELF_HARM = [
     r"\bno\s+(?:reason|point)\s+(?:to|in)\s+(?:live|living|going on|being alive)\b",
     r"\b(?:better off|be better)\s+without\s+me\b",
     r"\bnot\s+(?:be|being)\s+(?:here|around|alive)\s+(?:anymore|any more|tomorrow)\b",
-    r"\bcan'?t\s+(?:go on|do this anymore|take it anymore|keep going)\b",
+    # "can't go on" but not "can't go on the trip" / "on holiday" / "on insta".
+    r"\bcan'?t\s+(?:go on(?!\s+(?:the|a|an|my|our|his|her|their|this|that|these|those|holiday|"
+    r"vacation|trips?|tours?|stage|tv|air|line|online|insta\w*|tiktok|snap\w*|rides?)\b)"
+    r"|do this anymore|take it anymore|keep going)\b",
     r"\b(?:self[- ]?harm|selfharm)\b",
     r"\b(?:been|started|am|i'm|im)\s+cutting\s+(?:again|tonight|every day|myself)\b",
     r"\bdone\s+(?:existing|living|with (?:life|living|being alive))\b",
@@ -44,6 +47,34 @@ _SELF_HARM = [
     r"\bwant(?:s)?\s+out\s+of\s+(?:this\s+|my\s+)?(?:life|everything|this world)\b",
     r"\b(?:won'?t|will not|wont)\s+be\s+(?:around|here)\s+(?:much longer|for long|anymore"
     r"|tomorrow)\b",
+    # Warning signs from published lists (988 Lifeline, Samaritans, WHO): feeling a burden,
+    # wishing not to wake up, tiredness of being alive, no strength left, farewells, an
+    # overdose taken, and the euphemisms young people use to get past filters.
+    r"\b(?:i'?m|im|i am|i feel like|i feel|feel like)\s+(?:just\s+|such\s+|only\s+|nothing but\s+)?"
+    r"(?:a|an)\s+(?:\w+\s+)?burden\b",
+    r"\b(?:happier|relieved|easier)\s+(?:if\s+i\s*(?:was|were|'m|am)\s+(?:gone|dead|not here"
+    r"|not around)|if\s+i\s+(?:wasn'?t|weren'?t)\s+(?:here|around|alive)|without me)\b"
+    r"(?!\s+(?:as|in|on|at|for)\b)",
+    r"\b(?:sleep|go to sleep|fall asleep)\s+and\s+(?:never|not)\s+wake\s+up\b",
+    r"\b(?:hope|wish|pray|praying|hoping)\s+(?:that\s+)?i\s+"
+    r"(?:don'?t|dont|never|won'?t|wont|do not)\s+wake\s+up\b"
+    r"(?!\s+(?:late|early|in time|on time|too|before|after|at|until|till|for|when))",
+    r"\bnot\s+wake\s+up\s+(?:tomorrow|tmrw|tmr|again|ever)\b",
+    r"\bdon'?t\s+wanna\s+(?:live|be alive|exist|wake up)\b",
+    r"\bdon'?t\s+(?:want to|wanna)\s+be\s+here\s+(?:anymore|any more|no more)\b",
+    r"\b(?:tired|sick|exhausted)\s+of\s+(?:being alive|existing|breathing|living)\b"
+    r"(?!\s+(?:in|with|at|like|on|under|off|near|next|here|there|out))",
+    r"\bno\s+(?:more\s+)?(?:strength|will|energy|reason)\s+(?:left\s+)?to\s+(?:live|keep living"
+    r"|stay alive|exist)\b",
+    r"\bunalive\s+(?:my ?self|meself)\b",
+    r"\b(?:wanna|want to|gonna|going to|i will|i'll|ill|i might)\s+unalive\b"
+    r"(?!\s+(?:him|her|them|people|someone|u|you|everyone))",
+    r"\bsewer\s*slide\b",
+    r"\b(?:end|off)\s+(?:my ?self|meself)\b",
+    r"\bif\s+(?:u|you)\s+(?:don'?t|dont|never)\s+hear\s+from\s+me\s+(?:again|after)\b",
+    r"\b(?:took|taken|swallowed|downed)\s+(?:a\s+(?:load|lot|bunch|handful)\s+of|too\s+many)"
+    r"\s+(?:\w+\s+)?(?:pills|tablets|meds|medication|painkillers)\b",
+    r"\b(?:i|i've|ive|i'm|im|just)\s+(?:\w+\s+)?overdos(?:e|ed|ing)\b",
 ]
 
 _VIOLENCE = [
@@ -58,13 +89,28 @@ _VIOLENCE = [
     r"\b(?:ima|imma|i'ma|gonna|wanna|want to|going to|i'll|ill|i will)\s+"
     r"(?:hurt|kill|stab|shoot|end|beat up|murder)\s+(?:whoever|him|her|them|everyone|those|that guy"
     r"|all of them)\b",
-    r"\b(?:they|he|she|you|u)\s*(?:'ll|will|ll|are gonna|r gonna|is gonna|gonna)?\s+(?:all\s+)?"
-    r"pay\s+for\s+(?:what|this|that|everything)\b",
+    # A threat needs the future ("they'll pay for this"); "they pay for everything" is a claim.
+    r"\b(?:they|he|she|you|u)\s*(?:'ll|will|ll|are gonna|r gonna|is gonna|gonna|are going to|"
+    r"is going to)\s+(?:all\s+)?pay\s+for\s+(?:what|this|that|everything)\b",
+    r"\bpay\s+for\s+what\s+(?:they|he|she|you|u)\s+(?:did|done|have done|'ve done)\b",
     r"\bmake\s+(?:them|him|her|u|you)\s+(?:all\s+)?pay\b",
     r"\b(?:do|doing|did)\s+something\s+(?:terrible|bad|awful|horrible)\s+to\s+"
     r"(?:them|him|her|people|everyone)\b",
     r"\bimagin(?:e|ing)\s+(?:them|him|her|people|everyone)\s+(?:all\s+)?"
     r"(?:screaming|dying|bleeding|suffering|dead)\b",
+    # Threat-assessment warning signs: wishing named people dead, revenge, a weapon got,
+    # a threat with a warning ("they better watch their backs").
+    r"\bwant\s+(?:them|him|her|em|all of them|every one of them|everyone)\s+(?:all\s+)?"
+    r"(?:dead|to die|gone for good|in the ground|six feet under|in (?:a )?coffins?)\b",
+    r"\b(?:see|make)\s+(?:them|him|her|em|everyone|all of them)\s+(?:all\s+)?"
+    r"(?:bleed|die|beg for (?:mercy|their lives))\b",
+    r"\bput\s+(?:them|him|her|em|that guy|all of them)\s+(?:all\s+)?(?:in\s+(?:the\s+)?"
+    r"(?:ground|hospital|a coffin|coffins|body bags?)|six feet under)\b",
+    r"\b(?:get|getting|take|taking|have|want|my)\s+(?:my\s+)?revenge\s+on\s+(?:them|him|her|"
+    r"everyone|every|all|the (?:whole|entire)|those|the people|the ones|whoever)\b",
+    r"\b(?:got|bought|carrying|carry|bringing|bring)\s+(?:a|my)\s+(?:gun|weapon)\b"
+    r"(?!\s+(?:licen[cs]e|permit|skin|upgrade))",
+    r"\b(?:they|he|she|u|you|gonna|will|'ll|ll)\s+pay\s+(?:in|with)\s+(?:their\s+|his\s+|her\s+)?blood\b",
 ]
 
 _HYPERBOLE = [
@@ -73,7 +119,8 @@ _HYPERBOLE = [
     r"\bdying to\s+(?:see|watch|try|go|meet|know|hear)\b",
     r"\bkill(?:ing)?\s+(?:the\s+)?(?:lights?|time|game|vibe|engine|process|tab|app)\b",
     r"\bshoot\s+(?:\w+\s+)?(?:a|an|the)?\s*(?:message|text|dm|email|msg|photo|pic|video|shot)\b",
-    r"\b(?:in|at|on)\s+(?:fortnite|fifa|cod|minecraft|the game|chess|ranked)\b",
+    r"\b(?:in|at|on)\s+(?:fortnite|fifa|cod|minecraft|the game|chess|ranked|valorant|apex|gta|"
+    r"roblox|warzone|call of duty|elden ring)\b",
 ]
 
 _SELF_HARM_RE = [re.compile(p) for p in _SELF_HARM]
