@@ -41,6 +41,7 @@ from bot.safety.crisis_net import detect_crisis, normalise
         "sewer slide",
         "if you dont hear from me again, im sorry",
         "i swallowed too many tablets",
+        "took a bunch of my dads sleeping tablets",
         "i think i overdosed",
     ],
 )

@@ -73,7 +73,7 @@ _SELF_HARM = [
     r"\b(?:end|off)\s+(?:my ?self|meself)\b",
     r"\bif\s+(?:u|you)\s+(?:don'?t|dont|never)\s+hear\s+from\s+me\s+(?:again|after)\b",
     r"\b(?:took|taken|swallowed|downed)\s+(?:a\s+(?:load|lot|bunch|handful)\s+of|too\s+many)"
-    r"\s+(?:\w+\s+)?(?:pills|tablets|meds|medication|painkillers)\b",
+    r"\s+(?:[\w']+\s+){0,3}(?:pills|tablets|meds|medication|painkillers)\b",
     r"\b(?:i|i've|ive|i'm|im|just)\s+(?:\w+\s+)?overdos(?:e|ed|ing)\b",
 ]
 
