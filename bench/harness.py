@@ -3,10 +3,12 @@
 The bot is the production code path (`bot.run.run` with settings from the environment); the
 harness only wraps two methods to time them, per update, in this process:
 - `FrontEnd.respond`: the whole turn inside the bot, from the handler being called to the
-  reply having been accepted by the Bot API (claim, state, NLU, decision, records, send);
+  turn's records being committed (state, NLU, decision, send, records);
+- `send_reply`: when the reply has been accepted by the Bot API (before the commit);
 - `NLUClient.understand`: the NLU part of it (HTTP to Rasa, or the cache).
-"The rest of the pipeline" is the difference. The timings (seconds) are written as JSON to
-`BENCH_TIMINGS_FILE` when the bot stops (SIGTERM), with the NLU client's counters.
+"The rest of the pipeline" is the time to the reply's acceptance minus the NLU part. The
+timings (seconds) are written as JSON to `BENCH_TIMINGS_FILE` when the bot stops (SIGTERM),
+with the NLU client's counters.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from bot.run import run
 from bot.services import Services
 from bot.settings import Settings
 from bot.storage.store import Store
+from bot.telegram import handlers
 from bot.telegram.handlers import FrontEnd
 
 _turn: contextvars.ContextVar[dict[str, float] | None] = contextvars.ContextVar(
@@ -38,8 +41,11 @@ CLIENTS: list[NLUClient] = []
 # The database calls of a turn, timed too, to tell where the rest of the pipeline goes.
 STAGES = {
     "begin_turn": "db_begin",
+    "handling_of": "db_check",
     "finish_turn": "db_finish",
 }
+REPLY_PATH_STAGES = ("db_begin", "db_check")
+"""The storage calls the reply waits for; the commit (`db_finish`) comes after the send."""
 
 
 def _time_stage(cls: type, method: str, key: str) -> None:
@@ -60,19 +66,27 @@ def _time_stage(cls: type, method: str, key: str) -> None:
 def install_timers() -> None:
     respond = FrontEnd.respond
     understand = NLUClient.understand
+    send_reply = handlers.send_reply
     services_enter = Services.__aenter__
 
     async def timed_respond(self: FrontEnd, update: Any, incoming: Any) -> None:
-        record = {"nlu": -1.0}
-        token = _turn.set(record)
         started = time.perf_counter()
+        record = {"nlu": -1.0, "started": started}
+        token = _turn.set(record)
         try:
             await respond(self, update, incoming)
         finally:
             _turn.reset(token)
             if record["nlu"] >= 0:
                 record["respond"] = time.perf_counter() - started
+                del record["started"]
                 TURNS.append(record)
+
+    async def timed_send_reply(update: Any, reply: Any) -> None:
+        await send_reply(update, reply)
+        record = _turn.get()
+        if record is not None:
+            record["replied"] = time.perf_counter() - record["started"]
 
     async def timed_understand(self: NLUClient, text: str) -> Any:
         started = time.perf_counter()
@@ -91,6 +105,7 @@ def install_timers() -> None:
     for method, key in STAGES.items():
         _time_stage(Store, method, key)
     FrontEnd.respond = timed_respond  # type: ignore[method-assign]
+    handlers.send_reply = timed_send_reply
     NLUClient.understand = timed_understand  # type: ignore[method-assign]
     Services.__aenter__ = remembering_enter  # type: ignore[method-assign]
 

@@ -12,7 +12,8 @@ import logging
 import re
 import time
 import unicodedata
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -87,6 +88,10 @@ def flags_for(understanding: Understanding) -> tuple[str, ...]:
     return ()
 
 
+Deliver = Callable[[Reply], Awaitable[None]]
+"""Sends one reply to the user (the Telegram front end's `send_reply`)."""
+
+
 class Conversation:
     """The bot's brain, shared by every front end; holds no per-user state in memory."""
 
@@ -109,6 +114,7 @@ class Conversation:
         )
         self.escalation = escalation or Escalation(settings, store, library, self.context)
         self._retries: set[asyncio.Task[None]] = set()
+        self._in_flight: Counter[str] = Counter()
 
     async def handle(
         self,
@@ -119,8 +125,15 @@ class Conversation:
         recovered: bool = False,
         is_test: bool = False,
         contact: str | None = None,
+        deliver: Deliver | None = None,
     ) -> list[Reply]:
         """Answer one incoming event for the user `pseudonym` and record both sides.
+
+        `deliver`, when given, sends a reply to the user: it is awaited after the reply is
+        composed and before the turn's records are committed, so the reply does not wait
+        for the disk; the records are committed even if delivering fails (the error is
+        raised after). Without it, the turn is committed first and the caller shows the
+        returned replies.
 
         `contact` is the user's chat id sealed by `Escalation.seal`, kept so that a person
         from the team can write to them later. An empty list means the bot stays silent (a
@@ -130,6 +143,7 @@ class Conversation:
         try-the-bot) never alerts the team.
         """
         started = time.perf_counter()
+        self._in_flight[pseudonym] += 1
         try:
             replies = await self._turn(
                 pseudonym,
@@ -138,10 +152,15 @@ class Conversation:
                 recovered=recovered,
                 is_test=is_test,
                 contact=contact,
+                deliver=deliver,
             )
         except SQLAlchemyError:
             metrics.DATABASE_ERRORS.inc()
             raise
+        finally:
+            self._in_flight[pseudonym] -= 1
+            if not self._in_flight[pseudonym]:
+                del self._in_flight[pseudonym]
         metrics.observe_turn(
             _metric_kind(incoming), [r.kind for r in replies], time.perf_counter() - started
         )
@@ -156,11 +175,17 @@ class Conversation:
         recovered: bool,
         is_test: bool,
         contact: str | None,
+        deliver: Deliver | None,
     ) -> list[Reply]:
         """One read at the start, one transaction at the end (see `bot.storage.turns`)."""
         start = await self.store.begin_turn(
-            pseudonym, flood_window_seconds=self.settings.flood_window_seconds
+            pseudonym,
+            flood_window_seconds=self.settings.flood_window_seconds,
+            update_id=update_id,
         )
+        if start.answered_before and not recovered:
+            log.info("update %s already answered, skipped", update_id)
+            return []
         state = start.state
         before_level = state.risk_level
         truncated = False
@@ -202,7 +227,10 @@ class Conversation:
             if (await self.store.finish_turn(turn())).duplicate:
                 return []
             await self.store.forget_user(pseudonym)
-            return [Reply(kind=plan.kind, text=library.reply("forget_done"))]
+            done = Reply(kind=plan.kind, text=library.reply("forget_done"))
+            if deliver is not None:
+                await deliver(done)
+            return [done]
         _apply_flags(plan, state)
         if plan.kind == SILENT:
             outcome = await self.store.finish_turn(turn(messages=(received,), state=state))
@@ -228,17 +256,47 @@ class Conversation:
             content_ids=reply.content_ids,
             flags=reply.flags,
         )
-        outcome = await self.store.finish_turn(turn(messages=(received, answer), state=state))
+        record = turn(messages=(received, answer), state=state)
+        if deliver is not None and await self._taken_over(pseudonym, reply.kind):
+            log.info("a %s reply was withheld: a person handles the conversation", reply.kind)
+            deliver, withheld = None, True
+        else:
+            withheld = False
+        if deliver is None:
+            outcome = await self.store.finish_turn(record)
+        else:
+            try:
+                await deliver(reply)
+            finally:
+                # Stored whether or not the reply reached the user (then the error is raised).
+                outcome = await self.store.finish_turn(record)
         if outcome.duplicate:
-            log.info("update %s already answered, skipped", update_id)
-            return []
+            # Claimed by another delivery of the update while this one ran; it wrote the turn.
+            log.warning("update %s was answered by two deliveries at once", update_id)
+            return [] if deliver is None else [reply]
         if not is_test:
             await self._after_turn(before_level, state, plan)
-        if outcome.handling == PERSON and reply.kind not in FORGET_KINDS:
-            # A person from the team took over while this turn ran; /forget is always answered.
-            log.info("a %s reply was withheld: a person handles the conversation", reply.kind)
-            return []
-        return [reply]
+        return [] if withheld else [reply]
+
+    async def _taken_over(self, pseudonym: str, kind: str) -> bool:
+        """Whether a person from the team took the conversation over while this turn ran.
+
+        Checked right before the reply leaves; /forget is answered whoever handles it, and
+        with the database unreachable the bot answers.
+        """
+        if kind in FORGET_KINDS:
+            return False
+        try:
+            return await self.store.handling_of(pseudonym) == PERSON
+        except Exception as exc:
+            if not database_unreachable(exc):
+                raise
+            return False
+
+    def busy(self, pseudonym: str | None = None) -> bool:
+        """Whether a turn of the user (or of anyone) is running: its reply may have left
+        while its records are still being committed."""
+        return bool(self._in_flight) if pseudonym is None else pseudonym in self._in_flight
 
     async def _after_turn(self, before_level: str, state: UserState, plan: ReplyPlan) -> None:
         """Raise the turn's alerts; while the database is unreachable, keep retrying them.

@@ -395,10 +395,19 @@ class Settings:
         path = self.data_dir / name
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            with contextlib.suppress(FileExistsError):  # another process created it first
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            # Written whole under a private name, then linked into place: replicas starting
+            # together never read a half-written secret, and the first link wins.
+            draft = path.with_name(f".{name}.{os.getpid()}.{secrets.token_hex(4)}")
+            fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
                 with os.fdopen(fd, "w") as handle:
                     handle.write(secrets.token_hex(32))
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                with contextlib.suppress(FileExistsError):  # another process linked first
+                    os.link(draft, path)
+            finally:
+                draft.unlink()
         secret = path.read_text().strip()
         if len(secret) < 32:
             raise SettingsError(f"{path} holds a secret shorter than 32 characters")

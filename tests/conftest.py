@@ -216,6 +216,7 @@ async def running_bot(
         stack = contextlib.AsyncExitStack()
         library = await open_library(content, settings, stack)
         conversation = Conversation(settings, store, nlu, library)
+        settle_turns(emulator, conversation, settings.pseudonym_secret)
         journal = UpdateJournal(settings.update_journal_path)
         front_end = FrontEnd(conversation, settings.pseudonym_secret, journal)
         application = build_application(settings, front_end)
@@ -247,6 +248,21 @@ async def running_bot(
             await stack.aclose()
             await store.close()
             await nlu.close()
+
+
+def settle_turns(emulator: BotAPIEmulator, conversation: Conversation, secret: str) -> None:
+    """Make the emulator's waits also wait for the bot's turns to be committed.
+
+    A reply leaves before its turn's records are committed (`Conversation.handle`), so a test
+    that saw a reply and then reads the database would race the commit.
+    """
+
+    async def settle(chat: int | None) -> None:
+        pseudonym = None if chat is None else pseudonymise(chat, secret)
+        while conversation.busy(pseudonym):
+            await asyncio.sleep(0.005)
+
+    emulator.settle = settle
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
@@ -315,6 +331,7 @@ async def webhook_bot(
         )
         stop = asyncio.Event()
         async with Services(settings) as services:
+            settle_turns(emulator, services.conversation, settings.pseudonym_secret)
             serving = asyncio.create_task(serve_webhook(settings, services, stop))
             try:
                 await emulator.wait_for_call("setWebhook", timeout=15)

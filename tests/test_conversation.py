@@ -5,15 +5,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import update
+from telegram.error import TimedOut
 
-from bot.conversation import campaign_from_payload, clean_user_text
+from bot.content.database_provider import StaticLibrary
+from bot.content.loader import load_library
+from bot.conversation import Conversation, campaign_from_payload, clean_user_text
+from bot.nlu.client import NLUClient
+from bot.policy.compose import Reply
+from bot.policy.decision import Command
 from bot.retention import purge_expired, retention_loop
-from bot.storage.models import Message
+from bot.storage.models import Message, User
 from bot.storage.store import Store
+from bot.storage.turns import TurnStart
+from tests.conftest import free_port, make_settings
 
 
 @given(st.text(max_size=6000), st.integers(min_value=1, max_value=5000))
@@ -70,3 +81,78 @@ async def test_the_retention_loop_runs_at_once_and_stops_when_cancelled(store: S
     with contextlib.suppress(asyncio.CancelledError):
         await task
     assert task.cancelled()
+
+
+async def test_a_reply_leaves_before_its_turn_is_committed_and_is_recorded_if_sending_fails(
+    tmp_path: Path, store: Store
+) -> None:
+    """The commit's wait for the disk is not part of the reply's latency; nothing is lost."""
+    settings = make_settings(tmp_path)
+    library = StaticLibrary(load_library(settings.content_dir))
+    async with NLUClient(f"http://127.0.0.1:{free_port()}", None, timeout_seconds=1) as dead:
+        conversation = Conversation(settings, store, dead, library)
+        stored_when_sent: list[int] = []
+
+        async def deliver(reply: Reply) -> None:
+            stored_when_sent.append(len(await store.messages_for("c" * 64)))
+
+        replies = await conversation.handle(
+            "c" * 64, Command("help"), update_id=77, deliver=deliver
+        )
+        assert [r.kind for r in replies] == ["help"]
+        assert stored_when_sent == [0], "sent before the records were committed"
+        assert [m.kind for m in await store.messages_for("c" * 64)] == ["command", "help"]
+
+        async def broken(reply: Reply) -> None:
+            raise TimedOut("Telegram did not answer")
+
+        with pytest.raises(TimedOut):
+            await conversation.handle("c" * 64, Command("privacy"), update_id=78, deliver=broken)
+        kinds = [m.kind for m in await store.messages_for("c" * 64)]
+        assert kinds == ["command", "help", "command", "privacy"], "recorded all the same"
+
+        # Telegram delivers update 78 again: it was claimed, so nothing is said or stored twice.
+        sent: list[Reply] = []
+
+        async def collect(reply: Reply) -> None:
+            sent.append(reply)
+
+        assert (
+            await conversation.handle("c" * 64, Command("privacy"), update_id=78, deliver=collect)
+            == []
+        )
+        assert sent == [] and len(await store.messages_for("c" * 64)) == 4
+
+
+async def test_a_reply_is_withheld_when_a_person_took_over_during_the_turn(
+    tmp_path: Path, store: Store
+) -> None:
+    settings = make_settings(tmp_path)
+    library = StaticLibrary(load_library(settings.content_dir))
+    async with NLUClient(f"http://127.0.0.1:{free_port()}", None, timeout_seconds=1) as dead:
+        conversation = Conversation(settings, store, dead, library)
+        await conversation.handle("d" * 64, Command("start"))
+        taken = asyncio.Event()
+        original = store.begin_turn
+
+        async def begin_then_take_over(*args: Any, **kwargs: Any) -> TurnStart:
+            start = await original(*args, **kwargs)
+            async with store.database.session() as session, session.begin():
+                await session.execute(
+                    update(User).where(User.pseudonym == "d" * 64).values(handling="person")
+                )
+            taken.set()
+            return start
+
+        sent: list[Reply] = []
+
+        async def collect(reply: Reply) -> None:
+            sent.append(reply)
+
+        store.begin_turn = begin_then_take_over  # type: ignore[method-assign]
+        replies = await conversation.handle(
+            "d" * 64, Command("help"), update_id=80, deliver=collect
+        )
+        assert taken.is_set() and replies == [] and sent == []
+        kinds = [m.kind for m in await store.messages_for("d" * 64)]
+        assert kinds[-2:] == ["command", "help"], "the withheld reply is recorded as composed"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -110,3 +112,29 @@ def test_dashboard_settings_default_to_loopback_and_secure_cookies() -> None:
     )
     assert changed.dashboard_url == "http://[::1]:9090/"
     assert changed.dashboard_secure_cookies is False
+
+
+def test_processes_starting_together_read_the_same_whole_secret(tmp_path: Path) -> None:
+    """Two replicas sharing DATA_DIR once read a secret the other had created but not written."""
+    script = (
+        "import sys; from bot.settings import Settings; "
+        "print(Settings.from_env({'DATA_DIR': sys.argv[1]}).with_secrets().pseudonym_secret)"
+    )
+    for round_ in range(10):
+        data = tmp_path / f"round-{round_}"
+        runs = [
+            subprocess.Popen(
+                [sys.executable, "-c", script, str(data)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(6)
+        ]
+        outputs = [run.communicate(timeout=60) for run in runs]
+        assert all(run.returncode == 0 for run in runs), [err for _, err in outputs]
+        secrets = {out.strip() for out, _ in outputs}
+        assert len(secrets) == 1 and len(secrets.pop()) == 64
+        assert sorted(p.name for p in data.iterdir()) == sorted(
+            ["contact.secret", "pseudonym.secret", "webhook.secret"]
+        ), "no draft left behind"

@@ -587,7 +587,7 @@ async def test_a_turn_stores_its_claim_messages_and_state_together(store: Store)
     state.shown_testimonies = ["t-001"]
     state.risk_signals = {"interest_joining": 1}
     outcome = await store.finish_turn(turn_of("p-turn", 5001, state))
-    assert (outcome.duplicate, outcome.handling) == (False, "bot")
+    assert not outcome.duplicate
     assert state.risk_level == "elevated", "the derived level is handed back"
 
     stored = await store.messages_for("p-turn")
@@ -604,6 +604,15 @@ async def test_a_turn_stores_its_claim_messages_and_state_together(store: Store)
         user = (await session.execute(select(User).where(User.pseudonym == "p-turn"))).scalar_one()
         assert user.risk_flag and not user.crisis_flag
     assert not await store.claim_update(5001), "the turn claimed its update"
+    seen = await store.begin_turn("p-turn", flood_window_seconds=60, update_id=5001)
+    assert seen.answered_before
+    assert not (
+        await store.begin_turn("p-turn", flood_window_seconds=60, update_id=1)
+    ).answered_before
+    # After /forget the user's row is gone, but a redelivered update is still recognised.
+    await store.forget_user("p-turn")
+    gone = await store.begin_turn("p-turn", flood_window_seconds=60, update_id=5001)
+    assert gone.answered_before and gone.state == UserState("p-turn")
 
 
 async def test_an_update_delivered_twice_is_stored_once(store: Store) -> None:

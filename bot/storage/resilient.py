@@ -111,12 +111,18 @@ class ResilientStore(Store):
 
     # -- the conversation's operations -----------------------------------------------------
 
-    async def begin_turn(self, pseudonym: str, *, flood_window_seconds: int) -> TurnStart:
+    async def begin_turn(
+        self, pseudonym: str, *, flood_window_seconds: int, update_id: int | None = None
+    ) -> TurnStart:
+        if update_id is not None and update_id in self._claims:
+            return TurnStart(UserState(pseudonym), answered_before=True)
         cached = self._states.get(pseudonym)
         if cached is not None:
             return TurnStart(_copy_state(cached))
         try:
-            return await super().begin_turn(pseudonym, flood_window_seconds=flood_window_seconds)
+            return await super().begin_turn(
+                pseudonym, flood_window_seconds=flood_window_seconds, update_id=update_id
+            )
         except Exception as exc:
             if not database_unreachable(exc):
                 raise

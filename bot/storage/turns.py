@@ -6,7 +6,9 @@ who handles the user), committing four or five times. Measured with `make bench`
 round trips and the ORM work around them were most of the bot's own CPU time per message
 and most of the latency the bot adds to the NLU call. Now a turn makes one read
 (`Store.begin_turn`) and one transaction (`Store.finish_turn`), which the write buffer can
-also hold as one entry while the database is unavailable.
+also hold as one entry while the database is unavailable. The reply leaves between the two
+(`Conversation.handle`), so the commit's wait for the disk is not part of the reply's
+latency; the update journal covers a crash in between (`bot.telegram.journal`).
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ class TurnStart:
     """Incoming messages stored in the flood window (the one being answered is not yet)."""
     cooldown_noted: bool = False
     """A cooldown note was sent in the flood window."""
+    answered_before: bool = False
+    """The update was claimed by an earlier delivery (Telegram sent it twice)."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,4 @@ class TurnOutcome:
     """What the database said at the end of the turn."""
 
     duplicate: bool = False
-    """The update was answered before (Telegram delivered it twice): say nothing."""
-    handling: str = "bot"
-    """Who handles the user as of the commit: a person may have taken over meanwhile."""
+    """The update was claimed by another delivery in the meantime: nothing was written."""

@@ -56,9 +56,20 @@ class FrontEnd:
         if user is None or chat is None:
             return
         # A recovered update was claimed by the run that was killed while answering it.
-        recovered = self.journal is not None and self.journal.is_recovered(update.update_id)
+        journal = self.journal
+        recovered = journal is not None and journal.is_recovered(update.update_id)
         escalation = self.conversation.escalation
         pseudonym = pseudonymise(user.id, self.pseudonym_secret)
+        delivered = asyncio.Event()
+
+        async def deliver(reply: Reply) -> None:
+            await send_reply(update, reply)
+            delivered.set()
+            if journal is not None:
+                journal.sent(update.update_id)
+
+        # The killed run sent the reply but may not have recorded the turn: record, not resend.
+        resend = not (recovered and journal is not None and journal.was_sent(update.update_id))
         handling = asyncio.ensure_future(
             self.conversation.handle(
                 pseudonym,
@@ -66,11 +77,11 @@ class FrontEnd:
                 update_id=update.update_id,
                 recovered=recovered,
                 contact=escalation.seal(chat.id),
+                deliver=deliver if resend else None,
             )
         )
-        # Empty for an update answered before, and while a person from the team handles it.
-        for reply in await _typing_while_slow(update, handling, isinstance(incoming, TextIn)):
-            await send_reply(update, reply)
+        typed = isinstance(incoming, TextIn) and resend
+        await _typing_while_slow(update, handling, typed, delivered)
 
     async def on_text(self, update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
@@ -140,9 +151,10 @@ def _non_text_kind(update: Update) -> str:
 
 
 async def _typing_while_slow(
-    update: Update, handling: asyncio.Future[list[Reply]], typed: bool
+    update: Update, handling: asyncio.Future[list[Reply]], typed: bool, delivered: asyncio.Event
 ) -> list[Reply]:
-    """The replies; "typing..." is shown only if they take longer than `TYPING_AFTER_SECONDS`.
+    """The turn's replies; "typing..." is shown only if no reply left within
+    `TYPING_AFTER_SECONDS`.
 
     A typing action before every reply would cost a Bot API call (counted against Telegram's
     30 calls a second) and a round trip of latency, for an indicator nobody sees when the
@@ -153,7 +165,8 @@ async def _typing_while_slow(
     try:
         return await asyncio.wait_for(asyncio.shield(handling), TYPING_AFTER_SECONDS)
     except TimeoutError:
-        await _typing(update)
+        if not delivered.is_set():  # the reply left, the turn is only committing
+            await _typing(update)
         return await handling
     except asyncio.CancelledError:
         handling.cancel()

@@ -9,14 +9,16 @@ loop never waits on the disk) and marked done when its processing ends; at start
 updates with no mark are processed again, first, in the order they came. An update whose
 processing had begun is then answered after the restart: `FrontEnd.respond` lets a recovered
 update through even though the killed run claimed it, and message write keys keep its
-records single.
+records single. A turn sends its reply before it commits its records (`Conversation.handle`),
+so a reply that reached Telegram is marked `sent` at once: a recovered update with that mark
+is recorded again but not answered again.
 
 Privacy: the journal holds what users wrote and their chat ids (needed to answer them), for
 as long as an update waits; the names Telegram sends are removed before writing. The file
 is 0600 in DATA_DIR and is emptied whenever no update is waiting, which on a running bot
 is most of the time.
 
-Not covered: the few microseconds between a reply reaching Telegram and its done mark (an
+Not covered: the few microseconds between a reply reaching Telegram and its sent mark (an
 update killed exactly there is answered twice after the restart), and a power cut in the
 milliseconds before the background fsync (those updates are lost).
 """
@@ -46,6 +48,8 @@ class UpdateJournal:
         self.path = path
         self._pending: dict[int, dict[str, Any]] = {}
         self._recovered: set[int] = set()
+        self._sent: set[int] = set()
+        """Pending updates whose reply reached Telegram."""
         self._fd: int | None = None
         self._size = 0
         self._sync_requested = False
@@ -54,6 +58,7 @@ class UpdateJournal:
         """Open the journal; returns the updates a previous run left unfinished, in order."""
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         left: dict[int, dict[str, Any]] = {}
+        sent: set[int] = set()
         if self.path.exists():
             with self.path.open("rb") as handle:
                 for raw in handle:
@@ -63,12 +68,15 @@ class UpdateJournal:
                         continue  # cut short by a power loss: that update was never confirmed
                     if "done" in record:
                         left.pop(int(record["done"]), None)
+                    elif "sent" in record:
+                        sent.add(int(record["sent"]))
                     elif isinstance(record.get("update"), dict):
                         update = record["update"]
                         left[int(update["update_id"])] = update
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self._pending = dict(left)
         self._recovered = set(left)
+        self._sent = sent & set(left)
         self._rewrite()
         if left:
             log.warning("update journal: %d update(s) left unanswered by the last run", len(left))
@@ -90,9 +98,16 @@ class UpdateJournal:
         self._append({"update": data}, sync=False)
         self._sync_soon()
 
+    def sent(self, update_id: int) -> None:
+        """The update's reply reached Telegram; its records may not be committed yet."""
+        if update_id in self._pending and self._fd is not None:
+            self._sent.add(update_id)
+            self._append({"sent": update_id}, sync=False)  # survives a kill of the process
+
     def done(self, update_id: int) -> None:
         """The update's processing ended (answered, skipped or failed with the safe reply)."""
         self._recovered.discard(update_id)
+        self._sent.discard(update_id)
         if self._pending.pop(update_id, None) is None or self._fd is None:
             return
         if not self._pending:
@@ -123,6 +138,10 @@ class UpdateJournal:
         """An update from the last run's journal, not yet handled by this run."""
         return update_id in self._recovered
 
+    def was_sent(self, update_id: int) -> bool:
+        """A recovered update whose reply the last run had sent before it was killed."""
+        return update_id in self._recovered and update_id in self._sent
+
     def _append(self, record: dict[str, Any], *, sync: bool) -> None:
         assert self._fd is not None
         line = (json.dumps(record, ensure_ascii=True, separators=(",", ":")) + "\n").encode()
@@ -132,11 +151,13 @@ class UpdateJournal:
         self._size += len(line)
 
     def _rewrite(self) -> None:
-        """Keep only the pending updates (usually none: the file is truncated)."""
+        """Keep only the pending updates and their sent marks (usually none: truncated)."""
         assert self._fd is not None
+        records: list[dict[str, Any]] = [{"update": u} for u in self._pending.values()]
+        records += [{"sent": update_id} for update_id in sorted(self._sent)]
         lines = b"".join(
-            (json.dumps({"update": u}, ensure_ascii=True, separators=(",", ":")) + "\n").encode()
-            for u in self._pending.values()
+            (json.dumps(r, ensure_ascii=True, separators=(",", ":")) + "\n").encode()
+            for r in records
         )
         temporary = self.path.with_name(self.path.name + ".tmp")
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -380,6 +380,10 @@ class BotAPIEmulator:
         self._chats = _Chats()
         self._bot_id = int(token.split(":")[0])
         self._callback_query_ids: set[str] = set()
+        self.settle: Callable[[int | None], Awaitable[None]] | None = None
+        """Set by a test fixture: waits until the bot has finished its turns for a chat (or,
+        given None, for every chat). A reply leaves before its turn's records are committed,
+        so a test that reads the database after a reply waits for this (the waits below do)."""
         self._serials = itertools.count(1)
         self._commands: dict[tuple[str, str], list[JSON]] = {}
         self._webhook_url = ""
@@ -670,6 +674,9 @@ class BotAPIEmulator:
                 f"expected {count} message(s) to chat {chat_id} within {timeout} s\n"
                 + self._describe(chat_id)
             )
+        if self.settle is not None:
+            chat = chat_id if isinstance(chat_id, int) else None
+            await asyncio.wait_for(self.settle(chat), timeout)
         return self.sent_messages(chat_id)
 
     async def wait_for_call(
@@ -728,6 +735,8 @@ class BotAPIEmulator:
                 f"the bot did not go quiet for {quiet} s within {timeout} s\n"
                 + self._describe(None)
             ) from None
+        if self.settle is not None:
+            await asyncio.wait_for(self.settle(None), timeout)
 
     @staticmethod
     def buttons(message: JSON) -> list[str]:
