@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -83,76 +84,74 @@ async def test_the_retention_loop_runs_at_once_and_stops_when_cancelled(store: S
     assert task.cancelled()
 
 
-async def test_a_reply_leaves_before_its_turn_is_committed_and_is_recorded_if_sending_fails(
-    tmp_path: Path, store: Store
-) -> None:
-    """The commit's wait for the disk is not part of the reply's latency; nothing is lost."""
+@pytest.fixture
+async def commands_only(tmp_path: Path, store: Store) -> AsyncIterator[Conversation]:
+    """The conversation over the test store; commands and buttons need no NLU server."""
     settings = make_settings(tmp_path)
     library = StaticLibrary(load_library(settings.content_dir))
     async with NLUClient(f"http://127.0.0.1:{free_port()}", None, timeout_seconds=1) as dead:
-        conversation = Conversation(settings, store, dead, library)
-        stored_when_sent: list[int] = []
+        yield Conversation(settings, store, dead, library)
 
-        async def deliver(reply: Reply) -> None:
-            stored_when_sent.append(len(await store.messages_for("c" * 64)))
 
-        replies = await conversation.handle(
-            "c" * 64, Command("help"), update_id=77, deliver=deliver
-        )
-        assert [r.kind for r in replies] == ["help"]
-        assert stored_when_sent == [0], "sent before the records were committed"
-        assert [m.kind for m in await store.messages_for("c" * 64)] == ["command", "help"]
+async def test_a_reply_leaves_before_its_turn_is_committed_and_is_recorded_if_sending_fails(
+    commands_only: Conversation, store: Store
+) -> None:
+    """The commit's wait for the disk is not part of the reply's latency; nothing is lost."""
+    conversation = commands_only
+    stored_when_sent: list[int] = []
 
-        async def broken(reply: Reply) -> None:
-            raise TimedOut("Telegram did not answer")
+    async def deliver(reply: Reply) -> None:
+        stored_when_sent.append(len(await store.messages_for("c" * 64)))
 
-        with pytest.raises(TimedOut):
-            await conversation.handle("c" * 64, Command("privacy"), update_id=78, deliver=broken)
-        kinds = [m.kind for m in await store.messages_for("c" * 64)]
-        assert kinds == ["command", "help", "command", "privacy"], "recorded all the same"
+    replies = await conversation.handle("c" * 64, Command("help"), update_id=77, deliver=deliver)
+    assert [r.kind for r in replies] == ["help"]
+    assert stored_when_sent == [0], "sent before the records were committed"
+    assert [m.kind for m in await store.messages_for("c" * 64)] == ["command", "help"]
 
-        # Telegram delivers update 78 again: it was claimed, so nothing is said or stored twice.
-        sent: list[Reply] = []
+    async def broken(reply: Reply) -> None:
+        raise TimedOut("Telegram did not answer")
 
-        async def collect(reply: Reply) -> None:
-            sent.append(reply)
+    with pytest.raises(TimedOut):
+        await conversation.handle("c" * 64, Command("privacy"), update_id=78, deliver=broken)
+    kinds = [m.kind for m in await store.messages_for("c" * 64)]
+    assert kinds == ["command", "help", "command", "privacy"], "recorded all the same"
 
-        assert (
-            await conversation.handle("c" * 64, Command("privacy"), update_id=78, deliver=collect)
-            == []
-        )
-        assert sent == [] and len(await store.messages_for("c" * 64)) == 4
+    # Telegram delivers update 78 again: it was claimed, so nothing is said or stored twice.
+    sent: list[Reply] = []
+
+    async def collect(reply: Reply) -> None:
+        sent.append(reply)
+
+    assert (
+        await conversation.handle("c" * 64, Command("privacy"), update_id=78, deliver=collect) == []
+    )
+    assert sent == [] and len(await store.messages_for("c" * 64)) == 4
 
 
 async def test_a_reply_is_withheld_when_a_person_took_over_during_the_turn(
-    tmp_path: Path, store: Store
+    commands_only: Conversation, store: Store
 ) -> None:
-    settings = make_settings(tmp_path)
-    library = StaticLibrary(load_library(settings.content_dir))
-    async with NLUClient(f"http://127.0.0.1:{free_port()}", None, timeout_seconds=1) as dead:
-        conversation = Conversation(settings, store, dead, library)
-        await conversation.handle("d" * 64, Command("start"))
-        taken = asyncio.Event()
-        original = store.begin_turn
+    conversation = commands_only
+    await conversation.handle("d" * 64, Command("start"))
+    taken = asyncio.Event()
+    original = store.begin_turn
 
-        async def begin_then_take_over(*args: Any, **kwargs: Any) -> TurnStart:
-            start = await original(*args, **kwargs)
-            async with store.database.session() as session, session.begin():
-                await session.execute(
-                    update(User).where(User.pseudonym == "d" * 64).values(handling="person")
-                )
-            taken.set()
-            return start
+    async def begin_then_take_over(*args: Any, **kwargs: Any) -> TurnStart:
+        start = await original(*args, **kwargs)
+        async with store.database.session() as session, session.begin():
+            await session.execute(
+                update(User).where(User.pseudonym == "d" * 64).values(handling="person")
+            )
+        taken.set()
+        return start
 
-        sent: list[Reply] = []
+    sent: list[Reply] = []
 
-        async def collect(reply: Reply) -> None:
-            sent.append(reply)
+    async def collect(reply: Reply) -> None:
+        sent.append(reply)
 
-        store.begin_turn = begin_then_take_over  # type: ignore[method-assign]
-        replies = await conversation.handle(
-            "d" * 64, Command("help"), update_id=80, deliver=collect
-        )
-        assert taken.is_set() and replies == [] and sent == []
-        kinds = [m.kind for m in await store.messages_for("d" * 64)]
-        assert kinds[-2:] == ["command", "help"], "the withheld reply is recorded as composed"
+    store.begin_turn = begin_then_take_over  # type: ignore[method-assign]
+    replies = await conversation.handle("d" * 64, Command("help"), update_id=80, deliver=collect)
+    assert taken.is_set() and replies == [] and sent == []
+    kinds = [m.kind for m in await store.messages_for("d" * 64)]
+    assert kinds[-2:] == ["command", "help"], "the withheld reply is recorded as composed"
