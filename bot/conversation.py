@@ -93,7 +93,8 @@ Deliver = Callable[[Reply], Awaitable[None]]
 
 
 class Conversation:
-    """The bot's brain, shared by every front end; holds no per-user state in memory."""
+    """The bot's brain, shared by every front end; keeps no conversation state in memory
+    (only which users have a turn running, for `busy`)."""
 
     def __init__(
         self,

@@ -148,11 +148,7 @@ class ResilientStore(Store):
             self._remember_claim(turn.update_id)
         self._buffer(_turn_entry(turn))
         if turn.state is not None:
-            # What the database would have derived; the flusher's write derives it again.
-            assessment = assess(turn.state.risk_signals, in_crisis=turn.state.in_crisis)
-            turn.state.risk_level = assessment.level
-            turn.state.risk_reasons = list(assessment.reasons)
-            self._states[turn.pseudonym] = _copy_state(turn.state)
+            self._hold_state(turn.state)
         return TurnOutcome()
 
     async def claim_update(self, update_id: int) -> bool:
@@ -200,7 +196,11 @@ class ResilientStore(Store):
                     raise
                 self._degrade(exc)
         self._buffer({"op": "user", "state": asdict(state), "contact": contact})
-        # What the database would have derived; the flusher's save derives it again.
+        self._hold_state(state)
+
+    def _hold_state(self, state: UserState) -> None:
+        """Keep a buffered state for the user's next turns, filled in with what the database
+        would have derived (the flusher's write derives it again)."""
         assessment = assess(state.risk_signals, in_crisis=state.in_crisis)
         state.risk_level = assessment.level
         state.risk_reasons = list(assessment.reasons)

@@ -234,7 +234,14 @@ class Store:
                 )
                 if not (claimed or turn.recovered or turn.replay):
                     raise _AnsweredBefore
-                user_id = await self._touch_user(connection, turn, now)
+                user_id = await self._touch_user(
+                    connection,
+                    turn.pseudonym,
+                    seen_at=now,
+                    flags=[flag for message in turn.messages for flag in message.flags],
+                    state=turn.state,
+                    contact=turn.contact,
+                )
                 if turn.messages:
                     rows = [_message_values(m, user_id) for m in turn.messages]
                     await connection.execute(
@@ -259,31 +266,40 @@ class Store:
         return (await connection.execute(statement)).first() is not None
 
     async def _touch_user(
-        self, connection: AsyncConnection, turn: TurnRecord, now: datetime
+        self,
+        connection: AsyncConnection,
+        pseudonym: str,
+        *,
+        seen_at: datetime | None = None,
+        flags: Sequence[str] = (),
+        state: UserState | None = None,
+        contact: str | None = None,
     ) -> int:
-        """Mark the user seen, raise their flags, save the turn's state; creates the user.
+        """Update the user's row, creating it first if needed; returns the user's id.
 
-        Returns the user's id.
+        `seen_at` marks the user as seen then; "risk" and "crisis" in `flags` raise the
+        moderator flags (never lowered here); `state` and `contact` are saved as `save_user`
+        describes, and `state` is filled in with what the database derived.
         """
-        values: dict[str, Any] = {"last_seen_at": now}
-        values |= {f"{flag}_flag": True for flag in turn.flags}
-        state = turn.state
+        values: dict[str, Any] = {} if seen_at is None else {"last_seen_at": seen_at}
+        values |= {f"{flag}_flag": True for flag in set(flags) & {"risk", "crisis"}}
         if state is not None:
-            values |= _state_values(state, turn.contact)
+            values |= _state_values(state, contact)
             # Derived from the crisis state the turn assumes; corrected below in the rare
             # case that the stored one differs (only a moderator lowers it, only a late
             # classification raises it behind the turn's back).
             assumed = assess(state.risk_signals, in_crisis=state.in_crisis)
             values |= {"risk_level": assumed.level, "risk_reasons": list(assumed.reasons)}
+        # A write first, so that SQLite takes its write lock before reading anything.
         statement = (
             update(User)
-            .where(User.pseudonym == turn.pseudonym)
+            .where(User.pseudonym == pseudonym)
             .values(**values)
             .returning(User.id, User.in_crisis)
         )
         user = (await connection.execute(statement)).one_or_none()
         if user is None:
-            await connection.execute(self._insert_user_if_missing(turn.pseudonym))
+            await connection.execute(self._insert_user_if_missing(pseudonym))
             user = (await connection.execute(statement)).one()
         if state is not None:
             assessment = assess(state.risk_signals, in_crisis=user.in_crisis)
@@ -326,27 +342,8 @@ class Store:
         transaction from the crisis state as stored, so the two cannot disagree. `contact`
         (an encrypted chat id) replaces the stored one.
         """
-        values = _state_values(state, contact)
-        statement = (
-            update(User)
-            .where(User.pseudonym == state.pseudonym)
-            .values(**values)
-            .returning(User.in_crisis)
-        )
-        async with self.database.session() as session, session.begin():
-            in_crisis = (await session.execute(statement)).scalar_one_or_none()
-            if in_crisis is None:
-                await session.execute(self._insert_user_if_missing(state.pseudonym))
-                in_crisis = (await session.execute(statement)).scalar_one()
-            assessment = assess(state.risk_signals, in_crisis=in_crisis)
-            await session.execute(
-                update(User)
-                .where(User.pseudonym == state.pseudonym)
-                .values(risk_level=assessment.level, risk_reasons=list(assessment.reasons))
-            )
-        state.in_crisis = in_crisis
-        state.risk_level = assessment.level
-        state.risk_reasons = list(assessment.reasons)
+        async with self.database.engine.begin() as connection:
+            await self._touch_user(connection, state.pseudonym, state=state, contact=contact)
 
     async def set_campaign(self, pseudonym: str, campaign: str) -> bool:
         """Record the deep-link campaign that brought the user, unless one is recorded already.
@@ -399,28 +396,20 @@ class Store:
             is_test=is_test,
             write_key=write_key,
         )
-        seen: dict[str, Any] = {"last_seen_at": message.created_at}
-        if "risk" in flags:
-            seen["risk_flag"] = True
-        if "crisis" in flags:
-            seen["crisis_flag"] = True
-        touch = update(User).where(User.pseudonym == pseudonym).values(**seen).returning(User.id)
-        async with self.database.session() as session, session.begin():
-            # A write first, so that SQLite takes its write lock before reading anything.
-            user_id = (await session.execute(touch)).scalar_one_or_none()
-            if user_id is None:
-                await session.execute(self._insert_user_if_missing(pseudonym))
-                user_id = (await session.execute(touch)).scalar_one()
+        async with self.database.engine.begin() as connection:
+            user_id = await self._touch_user(
+                connection, pseudonym, seen_at=message.created_at, flags=flags
+            )
             insert_message = (
                 self._insert_or_skip(Message, ["write_key"])
                 .values(_message_values(message, user_id))
                 .returning(Message.id)
             )
-            message_id = (await session.execute(insert_message)).scalar_one_or_none()
+            message_id = (await connection.execute(insert_message)).scalar_one_or_none()
             if message_id is None:  # written before under the same key
                 existing = select(Message.id).where(Message.write_key == write_key)
-                message_id = (await session.execute(existing)).scalar_one()
-            return message_id
+                message_id = (await connection.execute(existing)).scalar_one()
+            return int(message_id)
 
     async def unclassified_messages(self, limit: int = 100) -> list[tuple[int, str]]:
         """(id, text) of incoming texts stored while the NLU was unavailable, oldest first."""

@@ -14,7 +14,7 @@ latency; the update journal covers a crash in between (`bot.telegram.journal`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from bot.nlu.understanding import Understanding
@@ -80,11 +80,6 @@ class TurnRecord:
     update_id: int | None = None
     recovered: bool = False
     replay: bool = False
-    flags: tuple[str, ...] = field(init=False, default=())
-
-    def __post_init__(self) -> None:
-        raised = {flag for message in self.messages for flag in message.flags}
-        object.__setattr__(self, "flags", tuple(sorted(raised & {"risk", "crisis"})))
 
 
 @dataclass(frozen=True)

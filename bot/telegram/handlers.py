@@ -69,7 +69,7 @@ class FrontEnd:
                 journal.sent(update.update_id)
 
         # The killed run sent the reply but may not have recorded the turn: record, not resend.
-        resend = not (recovered and journal is not None and journal.was_sent(update.update_id))
+        resend = journal is None or not journal.was_sent(update.update_id)
         handling = asyncio.ensure_future(
             self.conversation.handle(
                 pseudonym,
