@@ -40,6 +40,7 @@ ADMIN_URL = os.environ.get(
     os.environ.get("TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"),
 )
 IDLE_LOAD = 0.5  # a load average above this at the start marks the figures as polluted
+ECHO = "none"  # the backend of the echo bot's run (bench.echo_bot): no database, no NLU
 
 
 def free_port() -> int:
@@ -54,6 +55,9 @@ async def database(backend: str, directory: Path) -> AsyncIterator[str]:
     """A fresh, empty database for one run: a new SQLite file or a new PostgreSQL database."""
     if backend == "sqlite":
         yield f"sqlite+aiosqlite:///{directory / 'bench.db'}"
+        return
+    if backend == ECHO:
+        yield ""
         return
     admin_url = make_url(ADMIN_URL)
     name = f"defector_voices_bench_{secrets.token_hex(4)}"
@@ -82,7 +86,8 @@ def plan(args: argparse.Namespace, servers: int) -> list[dict[str, Any]]:
 
     if args.quick:
         return [run("sqlite", "full", "rate"), run("sqlite", "fast", "max")]
-    runs: list[dict[str, Any]] = []
+    # python-telegram-bot alone, the floor under the bot's own cost per message.
+    runs: list[dict[str, Any]] = [run(ECHO, "-", "max", nlu=0)]
     for backend in args.backends:
         runs += [run(backend, "full", "rate"), run(backend, "full", "max")]
     for backend in args.backends:
@@ -156,6 +161,8 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             name = (
                 f"{item['backend']}-{item['durability']}/{item['servers']} nlu/"
                 f"{'cache' if item['cache'] else 'no cache'}/{item['mode']}"
+                if item["backend"] != ECHO
+                else "python-telegram-bot echo bot/max"
             )
             rundir = workdir / f"run-{index + 1}"
             rundir.mkdir()
@@ -176,6 +183,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                     # The offered-rate runs keep Telegram's cap, as in production; the
                     # as-fast-as-possible runs lift it, or they would measure the cap.
                     telegram_cap=30.0 if item["mode"] == "rate" else 0.0,
+                    program="bench.echo_bot" if item["backend"] == ECHO else "bench.harness",
                 )
                 results["bot"].append(await run_scenario(scenario, texts, rundir))
     shutil.rmtree(workdir, ignore_errors=True)

@@ -81,6 +81,8 @@ class Scenario:
     users: int
     rate: float = 30.0
     telegram_cap: float = 30.0
+    program: str = "bench.harness"
+    """The bot run: `bench.harness` (the real bot) or `bench.echo_bot` (the floor)."""
 
 
 class Load:
@@ -257,7 +259,7 @@ async def run_scenario(
             bot = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "bench.harness",
+                scenario.program,
                 env=env,
                 cwd=PROJECT_ROOT,
                 stdout=log,
@@ -315,6 +317,7 @@ async def run_scenario(
     )
     result: dict[str, Any] = {
         "name": scenario.name,
+        "program": scenario.program,
         "backend": scenario.backend,
         "durability": scenario.durability,
         "mode": scenario.mode,

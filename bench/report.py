@@ -58,6 +58,16 @@ def _best_nlu_throughput(results: dict[str, Any]) -> float:
     return max((r["per_second"] for r in single), default=math.nan)
 
 
+def cpu_ms_per_message(run: dict[str, Any]) -> float:
+    """The bot process's CPU time per answered message (all its threads)."""
+    rate = run["answered_per_second"]
+    return run["usage"]["bot"]["cpu_percent"] * 10 / rate if rate else math.nan
+
+
+def _is_echo(run: dict[str, Any]) -> bool:
+    return run.get("program") == "bench.echo_bot"
+
+
 def _scenario(results: dict[str, Any], **match: Any) -> dict[str, Any] | None:
     runs: list[dict[str, Any]] = results.get("bot", [])
     for run in runs:
@@ -126,7 +136,22 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 verdict(share >= TARGET_THROUGHPUT_SHARE),
             )
         )
-    peaks = [run["usage"]["bot"]["peak_rss_mb"] for run in results.get("bot", [])]
+    echo = next((run for run in results.get("bot", []) if _is_echo(run)), None)
+    if echo is not None and not math.isnan(floor):
+        rows.append(
+            (
+                "for comparison: python-telegram-bot alone (echo bot, no NLU, no database) "
+                "/ NLU server's own",
+                "–",
+                f"{echo['answered_per_second']:.0f} / {floor:.0f} msg/s = "
+                f"{echo['answered_per_second'] / floor:.0%}, "
+                f"{cpu_ms_per_message(echo):.1f} ms CPU per message",
+                "–",
+            )
+        )
+    peaks = [
+        run["usage"]["bot"]["peak_rss_mb"] for run in results.get("bot", []) if not _is_echo(run)
+    ]
     if peaks:
         rows.append(
             (
@@ -174,8 +199,8 @@ def markdown(results: dict[str, Any]) -> str:
             "| database | durability | NLU servers | cache | load | answered/s | unanswered "
             "| reply p50 | p95 "
             "| p99 | NLU call p95 | rest of pipeline p50 / p95 | of which database p95 "
-            "| bot RSS peak | bot CPU | NLU CPU | cache hits |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+            "| bot RSS peak | bot CPU | bot CPU per message | NLU CPU | cache hits |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for run in results["bot"]:
             reply, nlu, rest = run["reply_latency_ms"], run["nlu_call_ms"], run["pipeline_rest_ms"]
@@ -189,8 +214,11 @@ def markdown(results: dict[str, Any]) -> str:
                 if run["mode"] == "rate"
                 else "as fast as possible"
             )
+            database = (
+                "none (echo bot: python-telegram-bot alone)" if _is_echo(run) else run["backend"]
+            )
             lines.append(
-                f"| {run['backend']} | {run['durability']} | {run['nlu_servers']} "
+                f"| {database} | {run['durability']} | {run['nlu_servers']} "
                 f"| {run['cache_size'] or 'off'} "
                 f"| {load} | {_fmt(run['answered_per_second'])} "
                 f"| {run.get('unanswered', 0)} of {run.get('sent', '?')} "
@@ -199,7 +227,7 @@ def markdown(results: dict[str, Any]) -> str:
                 f"| {_fmt(rest.get('p50'))} / {_fmt(rest.get('p95'))} ms "
                 f"| {_fmt(run['stages_ms']['db_total'].get('p95'))} ms "
                 f"| {_fmt(usage['bot']['peak_rss_mb'])} MB | {_fmt(usage['bot']['cpu_percent'])}% "
-                f"| {_fmt(nlu_cpu)}% | {hits} |"
+                f"| {_fmt(cpu_ms_per_message(run))} ms | {_fmt(nlu_cpu)}% | {hits} |"
             )
     rows = targets(results)
     if rows:
@@ -214,7 +242,7 @@ def histogram(results: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    runs = [run for run in results.get("bot", []) if run.get("latencies_ms")]
+    runs = [run for run in results.get("bot", []) if run.get("latencies_ms") and not _is_echo(run)]
     if not runs:
         return
     figure, axis = plt.subplots(figsize=(9, 5))

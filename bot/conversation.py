@@ -178,28 +178,35 @@ class Conversation:
         contact: str | None,
         deliver: Deliver | None,
     ) -> list[Reply]:
-        """One read at the start, one transaction at the end (see `bot.storage.turns`)."""
-        start = await self.store.begin_turn(
+        """One read at the start, one transaction at the end (see `bot.storage.turns`).
+
+        A text's read runs while the NLU server classifies it: the reply waits for the
+        slower of the two, not for both (an update answered before costs a wasted
+        classification, which is rare).
+        """
+        begin = self.store.begin_turn(
             pseudonym,
             flood_window_seconds=self.settings.flood_window_seconds,
             update_id=update_id,
         )
+        understanding: Understanding | None = None
+        truncated = False
+        if isinstance(incoming, TextIn):
+            text, truncated = clean_user_text(incoming.text, self.settings.max_message_chars)
+            start, understanding = await asyncio.gather(begin, self._understand(text))
+        else:
+            start = await begin
         if start.answered_before and not recovered:
             log.info("update %s already answered, skipped", update_id)
             return []
         state = start.state
         before_level = state.risk_level
-        truncated = False
-        if isinstance(incoming, TextIn):
-            text, truncated = clean_user_text(incoming.text, self.settings.max_message_chars)
-            with metrics.NLU_LATENCY.time():
-                understanding = await self.nlu.understand(text)
-            metrics.observe_understanding(understanding.intent, understanding.source)
+        if understanding is not None:
             state.risk_signals = record_signals(state.risk_signals, understanding)
             received = _record(
                 "in",
                 "text",
-                text,
+                understanding.text,
                 update_id,
                 is_test,
                 understanding=understanding,
@@ -207,6 +214,7 @@ class Conversation:
             )
             event: Command | Button | NonText | Message = Message(understanding)
         else:
+            assert not isinstance(incoming, TextIn)
             event = incoming
             kind, text = _incoming_kind(incoming), _incoming_text(incoming)
             received = _record("in", kind, text, update_id, is_test)
@@ -278,6 +286,12 @@ class Conversation:
         if not is_test:
             await self._after_turn(before_level, state, plan)
         return [] if withheld else [reply]
+
+    async def _understand(self, text: str) -> Understanding:
+        with metrics.NLU_LATENCY.time():
+            understanding = await self.nlu.understand(text)
+        metrics.observe_understanding(understanding.intent, understanding.source)
+        return understanding
 
     async def _taken_over(self, pseudonym: str, kind: str) -> bool:
         """Whether a person from the team took the conversation over while this turn ran.

@@ -120,3 +120,30 @@ def test_the_readme_section_is_replaced_between_its_markers(tmp_path: Path) -> N
     )
     (tmp_path / "other.md").write_text("no markers\n")
     assert not report.update_readme("| new |\n", tmp_path / "other.md")
+
+
+def test_the_echo_bot_is_reported_as_the_floor_and_kept_out_of_the_bots_targets() -> None:
+    echo = bot_run(
+        program="bench.echo_bot",
+        backend="none",
+        durability="-",
+        mode="max",
+        offered_per_second=None,
+        nlu_servers=0,
+        answered_per_second=200.0,
+        usage={"bot": {"peak_rss_mb": 300.0, "cpu_percent": 90.0}},
+    )
+    results = {
+        "mode": "full",
+        "machine": report.machine(),
+        "nlu": [{"servers": 1, "clients": 4, "per_second": 125.0, "latency_ms": {}}],
+        "bot": [bot_run(mode="max", offered_per_second=None, answered_per_second=50.0), echo],
+    }
+    rows = {goal_row[0]: goal_row[2] for goal_row in report.targets(results)}
+    floor = next(value for name, value in rows.items() if name.startswith("for comparison"))
+    assert floor == "200 / 125 msg/s = 160%, 4.5 ms CPU per message"
+    # The echo bot's memory is not the bot's.
+    assert rows["bot process peak RSS (all runs)"] == "120 MB"
+    table = report.markdown(results)
+    assert "| none (echo bot: python-telegram-bot alone) | - | 0 |" in table
+    assert "| 50.0% | 10.0 ms |" in table  # the bot's CPU per message: 50% of a core at 50/s

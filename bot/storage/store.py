@@ -42,19 +42,23 @@ from sqlalchemy import (
     CursorResult,
     Executable,
     Result,
+    Table,
     and_,
     bindparam,
     delete,
     exists,
     func,
     insert,
+    or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.sql.elements import TextClause
 
 from bot.nlu.understanding import Understanding
 from bot.policy.decision import COOLDOWN
@@ -101,6 +105,74 @@ _TURN_START = select(
     _UPDATE_CLAIMED.label("answered_before"),
 ).where(User.pseudonym == bindparam("pseudonym"))
 _HANDLING = select(User.handling).where(User.pseudonym == bindparam("pseudonym"))
+
+
+def _param(column: Any) -> Any:
+    """A bound parameter for `column`'s new value, typed like it (JSON and dates are
+    converted); named `new_<column>`, as SQLAlchemy keeps column names for itself."""
+    return bindparam(f"new_{column.key}", type_=column.type)
+
+
+def _user_update(*, with_state: bool) -> Any:
+    """`_touch_user`'s UPDATE, built once: the same statement every time, so SQLAlchemy
+    compiles it once (a statement built per call was compiled per call, most of a turn's
+    commit CPU). Flags and the crisis state are only raised; a missing contact or time
+    keeps the stored one."""
+    values: dict[Any, Any] = {
+        User.last_seen_at: func.coalesce(_param(User.last_seen_at), User.last_seen_at),
+        User.risk_flag: or_(User.risk_flag, _param(User.risk_flag)),
+        User.crisis_flag: or_(User.crisis_flag, _param(User.crisis_flag)),
+    }
+    if with_state:
+        values |= {column: _param(column) for column in _SAVED_STATE_COLUMNS}
+        values |= {
+            User.in_crisis: or_(User.in_crisis, _param(User.in_crisis)),
+            User.contact: func.coalesce(_param(User.contact), User.contact),
+        }
+    return (
+        update(User)
+        .where(User.pseudonym == bindparam("who"))
+        .values(values)
+        .returning(User.id, User.in_crisis)
+    )
+
+
+# What a turn saves from its `UserState` as it is (see `_state_values`).
+_SAVED_STATE_COLUMNS = (
+    User.country,
+    User.campaign,
+    User.human_requested,
+    User.last_claim,
+    User.last_reply_kind,
+    User.shown_testimonies,
+    User.risk_signals,
+    User.risk_level,
+    User.risk_reasons,
+)
+_TOUCH_USER = _user_update(with_state=False)
+_SAVE_USER = _user_update(with_state=True)
+
+
+def _insert_or_skip_prepared(model: type[DeclarativeBase], key: str) -> TextClause:
+    """INSERT of every column of `model` but its id, doing nothing for a row whose `key` is
+    stored; the same SQL on SQLite and PostgreSQL.
+
+    The dialects' own `insert().on_conflict_do_nothing()` cannot be cached by SQLAlchemy, so
+    it was compiled again for every turn (measured: a third of a turn's commit CPU); a text
+    statement is compiled once. Its parameters are typed like the columns.
+    """
+    table = model.__table__
+    assert isinstance(table, Table)
+    columns = [column for column in table.columns if not column.primary_key or column.key == key]
+    names = ", ".join(column.name for column in columns)
+    params = ", ".join(f":{column.key}" for column in columns)
+    # Names of our own tables and columns only, never input.
+    sql = f"INSERT INTO {table.name} ({names}) VALUES ({params}) ON CONFLICT ({key}) DO NOTHING"  # noqa: S608
+    return text(sql).bindparams(*(bindparam(c.key, type_=c.type) for c in columns))
+
+
+_CLAIM_UPDATE = _insert_or_skip_prepared(ProcessedUpdate, "update_id")
+_INSERT_MESSAGES = _insert_or_skip_prepared(Message, "write_key")
 _KEPT_DEAD_ROWS = re.compile(r"(\d+) dead row versions cannot be removed yet")
 # The tables holding what a user wrote or what is known about them (moderators' notes too).
 _PRIVATE_TABLES = ("messages", "users", "moderator_notes")
@@ -244,9 +316,7 @@ class Store:
                 )
                 if turn.messages:
                     rows = [_message_values(m, user_id) for m in turn.messages]
-                    await connection.execute(
-                        self._insert_or_skip(Message, ["write_key"]).values(rows)
-                    )
+                    await connection.execute(_INSERT_MESSAGES, rows)
         except _AnsweredBefore:
             return TurnOutcome(duplicate=True)
         return TurnOutcome()
@@ -258,12 +328,8 @@ class Store:
         return handling
 
     async def _claim(self, connection: AsyncConnection, update_id: int, now: datetime) -> bool:
-        statement = (
-            self._insert_or_skip(ProcessedUpdate, ["update_id"])
-            .values(update_id=update_id, processed_at=now)
-            .returning(ProcessedUpdate.update_id)
-        )
-        return (await connection.execute(statement)).first() is not None
+        params = {"update_id": update_id, "processed_at": now}
+        return _rowcount(await connection.execute(_CLAIM_UPDATE, params)) == 1
 
     async def _touch_user(
         self,
@@ -281,26 +347,26 @@ class Store:
         moderator flags (never lowered here); `state` and `contact` are saved as `save_user`
         describes, and `state` is filled in with what the database derived.
         """
-        values: dict[str, Any] = {} if seen_at is None else {"last_seen_at": seen_at}
-        values |= {f"{flag}_flag": True for flag in set(flags) & {"risk", "crisis"}}
+        raised = set(flags)
+        values: dict[str, Any] = {
+            "last_seen_at": seen_at,
+            "risk_flag": "risk" in raised,
+            "crisis_flag": "crisis" in raised,
+        }
         if state is not None:
-            values |= _state_values(state, contact)
             # Derived from the crisis state the turn assumes; corrected below in the rare
             # case that the stored one differs (only a moderator lowers it, only a late
             # classification raises it behind the turn's back).
             assumed = assess(state.risk_signals, in_crisis=state.in_crisis)
+            values |= _state_values(state, contact)
             values |= {"risk_level": assumed.level, "risk_reasons": list(assumed.reasons)}
+        params = {"who": pseudonym} | {f"new_{key}": value for key, value in values.items()}
         # A write first, so that SQLite takes its write lock before reading anything.
-        statement = (
-            update(User)
-            .where(User.pseudonym == pseudonym)
-            .values(**values)
-            .returning(User.id, User.in_crisis)
-        )
-        user = (await connection.execute(statement)).one_or_none()
+        statement = _TOUCH_USER if state is None else _SAVE_USER
+        user = (await connection.execute(statement, params)).one_or_none()
         if user is None:
             await connection.execute(self._insert_user_if_missing(pseudonym))
-            user = (await connection.execute(statement)).one()
+            user = (await connection.execute(statement, params)).one()
         if state is not None:
             assessment = assess(state.risk_signals, in_crisis=user.in_crisis)
             if user.in_crisis != state.in_crisis:
@@ -641,11 +707,11 @@ class Store:
 def _state_values(state: UserState, contact: str | None) -> dict[str, Any]:
     """The columns a turn saves from `state`: the policy's memory, never the moderators' part.
 
-    Crisis state is only ever raised here (a moderator closes it); `contact` (the chat id,
+    Crisis state is only ever raised (a moderator closes it); `contact` (the chat id,
     sealed afresh every turn, so a rotated CONTACT_SECRET heals on the next message)
-    replaces the stored one when given.
+    replaces the stored one when given. The keys name `_SAVE_USER`'s parameters.
     """
-    values: dict[str, Any] = {
+    return {
         "country": state.country,
         "campaign": state.campaign,
         "human_requested": state.human_requested,
@@ -653,12 +719,9 @@ def _state_values(state: UserState, contact: str | None) -> dict[str, Any]:
         "last_reply_kind": state.last_reply_kind,
         "shown_testimonies": list(state.shown_testimonies),
         "risk_signals": dict(state.risk_signals),
+        "in_crisis": state.in_crisis,
+        "contact": contact,
     }
-    if state.in_crisis:
-        values["in_crisis"] = True
-    if contact is not None:
-        values["contact"] = contact
-    return values
 
 
 def _message_values(message: MessageRecord, user_id: int) -> dict[str, Any]:
