@@ -44,8 +44,9 @@ STAGES = {
     "handling_of": "db_check",
     "finish_turn": "db_finish",
 }
-REPLY_PATH_STAGES = ("db_begin", "db_check")
-"""The storage calls the reply waits for; the commit (`db_finish`) comes after the send."""
+REPLY_PATH_STAGES = ("db_check",)
+"""The storage calls the reply waits for beyond the NLU call: the takeover check. A text's
+read (`db_begin`) runs alongside the NLU call; the commit (`db_finish`) comes after the send."""
 
 
 def _time_stage(cls: type, method: str, key: str) -> None:

@@ -38,8 +38,8 @@ from bot.policy.decision import (
 from bot.policy.state import UserState
 from bot.safety.risk import record_signals
 from bot.settings import Settings
+from bot.storage.database import database_unreachable
 from bot.storage.models import utcnow
-from bot.storage.resilient import database_unreachable
 from bot.storage.store import Store
 from bot.storage.turns import MessageRecord, TurnRecord, flood_status
 

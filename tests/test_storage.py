@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -32,7 +33,7 @@ from bot.storage import Database, StorageUnavailable, Store, pseudonymise
 from bot.storage.database import alembic_config
 from bot.storage.models import Base, Message, ProcessedUpdate, User
 from bot.storage.review_models import EXPRESSION_INDEXES
-from bot.storage.turns import MessageRecord, TurnRecord
+from bot.storage.turns import MessageRecord, TurnOutcome, TurnRecord
 from tests.conftest import fresh_postgres_database
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -629,6 +630,61 @@ async def test_an_update_delivered_twice_is_stored_once(store: Store) -> None:
     assert len(await store.messages_for("p-twice")) == 2
     found = await store.find_user("p-twice")
     assert found is not None and found.country == "JO"
+
+
+async def test_turns_finishing_together_are_committed_as_a_group_each_with_its_own_outcome(
+    store: Store,
+) -> None:
+    """While one commit runs, the turns finishing behind it go in one transaction; a turn
+    with bad data is retried alone and fails alone, a repeated update is still a duplicate."""
+    first = turn_of("p-group-0", 6000, UserState("p-group-0"))
+    broken = turn_of("p-group-bad", 6100, UserState("p-group-bad"))
+    broken = replace(broken, messages=(replace(broken.messages[0], direction="sideways"),))
+    behind = [turn_of(f"p-group-{i}", 6000 + i, UserState(f"p-group-{i}")) for i in range(1, 9)]
+    repeat = turn_of("p-group-1", 6001, UserState("p-group-1", country="SY"))
+    commits = 0
+
+    def count(*_: object) -> None:
+        nonlocal commits
+        commits += 1
+
+    sqlalchemy.event.listen(store.database.engine.sync_engine, "commit", count)
+    try:
+        outcomes = await asyncio.gather(
+            store.finish_turn(first),
+            *(store.finish_turn(turn) for turn in [*behind[:4], broken, *behind[4:], repeat]),
+            return_exceptions=True,
+        )
+    finally:
+        sqlalchemy.event.remove(store.database.engine.sync_engine, "commit", count)
+    written, failed, duplicate = outcomes[:9], outcomes[5], outcomes[-1]
+    del written[5]
+    assert all(isinstance(o, TurnOutcome) and not o.duplicate for o in written), outcomes
+    assert isinstance(failed, ValueError)
+    assert isinstance(duplicate, TurnOutcome) and duplicate.duplicate
+    # The first alone, then the group behind it (failed, so each again alone, 9 turns).
+    assert commits == 1 + 9, commits
+    for i in range(9):
+        assert len(await store.messages_for(f"p-group-{i}")) == 2
+    found = await store.find_user("p-group-1")
+    assert found is not None and found.country is None, "the duplicate wrote nothing"
+    assert await store.find_user("p-group-bad") is None
+    assert await store.message_count() == 18
+
+    # Without a bad turn the group is one commit.
+    commits = 0
+    sqlalchemy.event.listen(store.database.engine.sync_engine, "commit", count)
+    try:
+        await asyncio.gather(
+            *(
+                store.finish_turn(turn_of(f"p-g2-{i}", 7000 + i, UserState(f"p-g2-{i}")))
+                for i in range(10)
+            )
+        )
+    finally:
+        sqlalchemy.event.remove(store.database.engine.sync_engine, "commit", count)
+    assert commits == 2, "the first turn, then the nine behind it together"
+    assert await store.message_count() == 38
 
 
 async def test_a_turn_that_fails_to_store_leaves_nothing_behind(store: Store) -> None:

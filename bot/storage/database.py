@@ -15,6 +15,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, event, make_url, text
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -199,3 +200,16 @@ def _set_sqlite_pragmas(dbapi_connection: Any, _connection_record: Any) -> None:
                     log.warning("SQLite refused WAL mode (got %r); deleted data may linger", mode)
     finally:
         cursor.close()
+
+
+def database_unreachable(exc: BaseException) -> bool:
+    """Whether `exc` says the database cannot be reached now (worth buffering and retrying).
+
+    OperationalError covers SQLite's "database is locked" and lost PostgreSQL connections;
+    asyncpg's connection errors reach us unwrapped as OSError when connecting.
+    """
+    if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError):
+        return True
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OSError | TimeoutError | ConnectionError)

@@ -31,13 +31,11 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exc as sa_exc
-
 from bot.nlu.understanding import Entity, IntentScore, Understanding
 from bot.policy.state import UserState
 from bot.safety.risk import assess
 from bot.storage.buffer import Entry, WriteBuffer
-from bot.storage.database import Database
+from bot.storage.database import Database, database_unreachable
 from bot.storage.models import utcnow
 from bot.storage.store import Store
 from bot.storage.turns import MessageRecord, TurnOutcome, TurnRecord, TurnStart
@@ -46,19 +44,6 @@ log = logging.getLogger(__name__)
 
 _RECENT_CLAIMS = 10_000
 _CLOSE_FLUSH_SECONDS = 5.0
-
-
-def database_unreachable(exc: BaseException) -> bool:
-    """Whether `exc` says the database cannot be reached now (worth buffering and retrying).
-
-    OperationalError covers SQLite's "database is locked" and lost PostgreSQL connections;
-    asyncpg's connection errors reach us unwrapped as OSError when connecting.
-    """
-    if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError):
-        return True
-    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
-        return True
-    return isinstance(exc, OSError | TimeoutError | ConnectionError)
 
 
 class ResilientStore(Store):
