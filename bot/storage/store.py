@@ -72,12 +72,10 @@ log = logging.getLogger(__name__)
 
 VACUUM_LOCK_TIMEOUT = "5s"
 SCRUB_RETRY_SECONDS = 10.0
-# The columns of `users` that make up a `UserState`, read by every turn.
-_STATE_COLUMNS = (
-    User.pseudonym,
+# What a turn saves from its `UserState` as it is (see `_state_values`).
+_SAVED_STATE_COLUMNS = (
     User.country,
     User.campaign,
-    User.in_crisis,
     User.human_requested,
     User.last_claim,
     User.last_reply_kind,
@@ -85,6 +83,13 @@ _STATE_COLUMNS = (
     User.risk_signals,
     User.risk_level,
     User.risk_reasons,
+)
+# The columns of `users` that make up a `UserState`, read by every turn; a turn saves the
+# above, raises `in_crisis` at most and leaves the moderators' part alone.
+_STATE_COLUMNS = (
+    User.pseudonym,
+    *_SAVED_STATE_COLUMNS,
+    User.in_crisis,
     User.handling,
     User.muted,
 )
@@ -137,18 +142,6 @@ def _user_update(*, with_state: bool) -> Any:
     )
 
 
-# What a turn saves from its `UserState` as it is (see `_state_values`).
-_SAVED_STATE_COLUMNS = (
-    User.country,
-    User.campaign,
-    User.human_requested,
-    User.last_claim,
-    User.last_reply_kind,
-    User.shown_testimonies,
-    User.risk_signals,
-    User.risk_level,
-    User.risk_reasons,
-)
 _TOUCH_USER = _user_update(with_state=False)
 _SAVE_USER = _user_update(with_state=True)
 
