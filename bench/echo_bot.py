@@ -17,6 +17,8 @@ import sys
 from telegram import Update
 from telegram.ext import AIORateLimiter, Application, ContextTypes, MessageHandler, filters
 
+from bot.telegram.app import BOT_API_CONNECTIONS
+
 REPLY = "Thanks for your message."
 
 
@@ -36,6 +38,8 @@ async def main() -> int:
         .connect_timeout(10)
         .read_timeout(10)
         .write_timeout(10)
+        .connection_pool_size(BOT_API_CONNECTIONS)
+        .pool_timeout(10)
         .concurrent_updates(64)  # the bot's default CONCURRENT_UPDATES
         .build()
     )

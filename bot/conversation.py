@@ -308,6 +308,11 @@ class Conversation:
                 raise
             return False
 
+    @property
+    def turns_in_flight(self) -> int:
+        """How many users have a turn running now."""
+        return len(self._in_flight)
+
     def busy(self, pseudonym: str | None = None) -> bool:
         """Whether a turn of the user (or of anyone) is running: its reply may have left
         while its records are still being committed."""

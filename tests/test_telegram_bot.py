@@ -87,6 +87,20 @@ async def test_the_typing_indicator_is_shown_before_a_slow_answer(
     assert action.params["action"] == "typing"
 
 
+async def test_no_typing_indicator_when_the_bot_is_loaded(
+    bot: RunningBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past `TYPING_MAX_TURNS_IN_FLIGHT` turns at once, the Bot API calls go to replies."""
+    monkeypatch.setattr(handlers, "TYPING_AFTER_SECONDS", 0.0)
+    monkeypatch.setattr(handlers, "TYPING_MAX_TURNS_IN_FLIGHT", -1)  # any load is too much
+    user = bot.new_user()
+    mark = len(bot.emulator.calls)
+    bot.emulator.push_text(user, "what do you think about the dawla")
+    await bot.emulator.wait_for_messages(user, 1)
+    methods = [c.method for c in bot.emulator.calls[mark:] if c.params.get("chat_id") == user]
+    assert methods == ["sendMessage"]
+
+
 async def test_no_identity_reaches_the_database(bot: RunningBot) -> None:
     # A Telegram id no other number in the tables can contain by chance (the counter ids of the
     # other tests' users once matched inside an update id of a write key).
