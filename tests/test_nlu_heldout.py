@@ -16,10 +16,10 @@ from bot.nlu.evaluation import Scores, load_labelled, predict, score
 
 HELDOUT = Path(__file__).parent / "data" / "nlu_heldout.yml"
 
-MACRO_F1_FLOOR = 0.89
+MACRO_F1_FLOOR = 0.90
 RISK_RECALL_FLOOR = 0.89
-CRISIS_RECALL_FLOOR = 0.92
-BENIGN_FALSE_ALARM_CEILING = 0.05
+CRISIS_RECALL_FLOOR = 0.95
+BENIGN_FALSE_ALARM_CEILING = 0.04
 
 pytestmark = pytest.mark.nlu
 
