@@ -687,6 +687,26 @@ async def test_turns_finishing_together_are_committed_as_a_group_each_with_its_o
     assert await store.message_count() == 38
 
 
+async def test_a_turn_cancelled_while_its_group_is_written_leaves_no_other_turn_waiting(
+    store: Store,
+) -> None:
+    first, writer, waiting = (
+        turn_of(f"p-cancel-{i}", 8000 + i, UserState(f"p-cancel-{i}")) for i in range(3)
+    )
+    tasks = [asyncio.create_task(store.finish_turn(t)) for t in (first, writer, waiting)]
+    await tasks[0]
+    while store._finishing:  # the writer has taken its group (itself and the one waiting)
+        await asyncio.sleep(0)
+    tasks[1].cancel()
+    async with asyncio.timeout(10):
+        outcome = await tasks[2]
+    assert not outcome.duplicate
+    with pytest.raises(asyncio.CancelledError):
+        await tasks[1]
+    for i in range(3):
+        assert len(await store.messages_for(f"p-cancel-{i}")) == 2, i
+
+
 async def test_a_turn_that_fails_to_store_leaves_nothing_behind(store: Store) -> None:
     broken = turn_of("p-broken", 5003, UserState("p-broken"))
     bad = replace(broken.messages[1], direction="sideways")

@@ -33,7 +33,7 @@ import asyncio
 import logging
 import re
 from asyncio import Future
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -302,7 +302,7 @@ class Store:
         async with self._turn_writes:
             if not done.done():  # not written by the group commit before this one
                 group, self._finishing = self._finishing, []
-                await self._write_turns(group)
+                await _uncancelled(self._write_turns(group))
         return await done
 
     async def _write_turns(self, group: list[tuple[TurnRecord, Future[TurnOutcome]]]) -> None:
@@ -741,6 +741,24 @@ class Store:
             "muted": False,
         }
         return self._insert_or_skip(User, ["pseudonym"]).values(**values)
+
+
+async def _uncancelled(work: Coroutine[Any, Any, None]) -> None:
+    """Run `work` to its end even if the caller is cancelled meanwhile (then re-raised).
+
+    A group commit settles the outcome of every turn in the group: a writer cancelled
+    halfway (a shutdown) must not leave the others waiting for one that never comes.
+    """
+    task = asyncio.ensure_future(work)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
+    task.result()
 
 
 def _state_values(state: UserState, contact: str | None) -> dict[str, Any]:
