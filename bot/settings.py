@@ -57,9 +57,9 @@ class Settings:
     nlu_workers: int = 1
     """How many local NLU servers `make run` starts when `NLU_URL` is unset."""
     nlu_reclassify_seconds: float = 30.0
+    """How often messages stored while the NLU was unavailable are classified again."""
     nlu_hang_restart_seconds: float = 60.0
     """A local NLU server that has not answered for this long is killed and restarted; 0: never."""
-    """How often messages stored while the NLU was unavailable are classified again."""
     crisis_confidence_floor: float = 1.0
     """A crisis intent ranked at or above this confidence counts as crisis. Off (1.0) by
     default: on the development and held-out sets no floor caught a crisis the model and the
@@ -114,6 +114,10 @@ class Settings:
     """A request for a person nobody picked up by then gets resources and is escalated."""
     escalation_check_seconds: float = 30.0
     """How often unanswered requests for a person are looked for."""
+    takeover_recheck_seconds: float = 0.25
+    """A turn that ran longer than this reads again, before its reply leaves, whether a
+    person took the conversation over meanwhile; a shorter one trusts the read it started
+    with. 0: always read again."""
     flood_max_messages: int = 8
     flood_window_seconds: int = 30
     """More than `flood_max_messages` from one user within this window: one cooldown note,
@@ -240,6 +244,12 @@ class Settings:
             ),
             nlu_cache_size=_get(env, "NLU_CACHE_SIZE", defaults.nlu_cache_size, _non_negative_int),
             nlu_workers=_get(env, "NLU_WORKERS", defaults.nlu_workers, _workers),
+            takeover_recheck_seconds=_get(
+                env,
+                "TAKEOVER_RECHECK_SECONDS",
+                defaults.takeover_recheck_seconds,
+                _non_negative_float,
+            ),
             nlu_hang_restart_seconds=_get(
                 env,
                 "NLU_HANG_RESTART_SECONDS",

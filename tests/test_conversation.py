@@ -128,11 +128,20 @@ async def test_a_reply_leaves_before_its_turn_is_committed_and_is_recorded_if_se
     assert sent == [] and len(await store.messages_for("c" * 64)) == 4
 
 
-async def test_a_reply_is_withheld_when_a_person_took_over_during_the_turn(
-    commands_only: Conversation, store: Store
-) -> None:
-    conversation = commands_only
-    await conversation.handle("d" * 64, Command("start"))
+RECHECK_AFTER = 0.3  # long enough that a quick turn on a busy CI machine stays under it
+
+
+@pytest.fixture
+async def rechecking(tmp_path: Path, store: Store) -> AsyncIterator[Conversation]:
+    """`commands_only` with a short `TAKEOVER_RECHECK_SECONDS`, so a slow turn is quick to make."""
+    settings = make_settings(tmp_path, takeover_recheck_seconds=RECHECK_AFTER)
+    library = StaticLibrary(load_library(settings.content_dir))
+    async with NLUClient(f"http://127.0.0.1:{free_port()}", None, timeout_seconds=1) as dead:
+        yield Conversation(settings, store, dead, library)
+
+
+def take_over_after_the_read(store: Store, pseudonym: str, delay: float) -> asyncio.Event:
+    """Make the next turns' first read be followed by a takeover and `delay` seconds of work."""
     taken = asyncio.Event()
     original = store.begin_turn
 
@@ -140,18 +149,56 @@ async def test_a_reply_is_withheld_when_a_person_took_over_during_the_turn(
         start = await original(*args, **kwargs)
         async with store.database.session() as session, session.begin():
             await session.execute(
-                update(User).where(User.pseudonym == "d" * 64).values(handling="person")
+                update(User).where(User.pseudonym == pseudonym).values(handling="person")
             )
         taken.set()
+        await asyncio.sleep(delay)
         return start
 
+    store.begin_turn = begin_then_take_over  # type: ignore[method-assign]
+    return taken
+
+
+async def test_a_reply_is_withheld_when_a_person_took_over_during_a_slow_turn(
+    rechecking: Conversation, store: Store
+) -> None:
+    conversation = rechecking
+    await conversation.handle("d" * 64, Command("start"))
+    taken = take_over_after_the_read(store, "d" * 64, delay=RECHECK_AFTER * 2)
     sent: list[Reply] = []
 
     async def collect(reply: Reply) -> None:
         sent.append(reply)
 
-    store.begin_turn = begin_then_take_over  # type: ignore[method-assign]
     replies = await conversation.handle("d" * 64, Command("help"), update_id=80, deliver=collect)
     assert taken.is_set() and replies == [] and sent == []
     kinds = [m.kind for m in await store.messages_for("d" * 64)]
     assert kinds[-2:] == ["command", "help"], "the withheld reply is recorded as composed"
+
+
+async def test_a_quick_turn_trusts_its_first_read_and_reads_who_handles_the_user_no_more(
+    rechecking: Conversation, store: Store
+) -> None:
+    """The re-read costs every reply a database round trip; a fresh first read stands."""
+    conversation = rechecking
+    await conversation.handle("e" * 64, Command("start"))
+    reads: list[str] = []
+    original = store.handling_of
+
+    async def counted(pseudonym: str) -> str | None:
+        reads.append(pseudonym)
+        return await original(pseudonym)
+
+    store.handling_of = counted  # type: ignore[method-assign]
+    sent: list[Reply] = []
+
+    async def collect(reply: Reply) -> None:
+        sent.append(reply)
+
+    replies = await conversation.handle("e" * 64, Command("help"), update_id=81, deliver=collect)
+    assert [r.kind for r in replies] == ["help"] == [r.kind for r in sent]
+    assert reads == [], "a quick turn does not read the handling again"
+
+    take_over_after_the_read(store, "e" * 64, delay=RECHECK_AFTER * 2)
+    replies = await conversation.handle("e" * 64, Command("help"), update_id=82, deliver=collect)
+    assert replies == [] and len(sent) == 1 and reads == ["e" * 64]
