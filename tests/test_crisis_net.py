@@ -64,6 +64,7 @@ def test_explicit_self_harm_is_caught(text: str) -> None:
         "im gonna put him in hospital",
         "im going to get my revenge on all of them",
         "they will pay with their blood",
+        "the lot of them better watch their backs after what they said",
     ],
 )
 def test_explicit_violence_is_caught(text: str) -> None:
@@ -94,6 +95,7 @@ def test_explicit_violence_is_caught(text: str) -> None:
         "i bought a gun in gta",
         "my dad got a gun licence for hunting",
         "i dont want to be a burden to my parents",
+        "you better watch your back on that bike, the roads are icy",
         "",
     ],
 )

@@ -111,6 +111,8 @@ _VIOLENCE = [
     r"\b(?:got|bought|carrying|carry|bringing|bring)\s+(?:a|my)\s+(?:gun|weapon)\b"
     r"(?!\s+(?:licen[cs]e|permit|skin|upgrade))",
     r"\b(?:they|he|she|u|you|gonna|will|'ll|ll)\s+pay\s+(?:in|with)\s+(?:their\s+|his\s+|her\s+)?blood\b",
+    # Of others only: "you better watch your back on that bike" is advice.
+    r"\b(?:better|best|should|gonna|need to|needs to)\s+watch\s+(?:their|his|her)\s+backs?\b",
 ]
 
 _HYPERBOLE = [
