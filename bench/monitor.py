@@ -28,6 +28,7 @@ class Monitor:
     _usage: dict[str, Usage] = field(default_factory=dict)
     _cpu_start: dict[str, float] = field(default_factory=dict)
     _started: float = 0.0
+    _machine_start: tuple[float, float] = (0.0, 0.0)
     _task: asyncio.Task[None] | None = None
 
     def _processes(self, pid: int) -> list[psutil.Process]:
@@ -62,6 +63,7 @@ class Monitor:
     def start(self) -> None:
         self._started = time.monotonic()
         self._cpu_start = {name: self._cpu_seconds(pid) for name, pid in self.pids.items()}
+        self._machine_start = _machine_cpu_seconds()
         self._task = asyncio.create_task(self._run())
 
     async def stop(self) -> dict[str, Usage]:
@@ -76,4 +78,23 @@ class Monitor:
             used = self._cpu_seconds(pid) - self._cpu_start.get(name, 0.0)
             usage.cpu_percent = round(100 * used / wall, 1)
             usage.peak_rss_mb = round(usage.peak_rss_mb, 1)
+        busy_now, total_now = _machine_cpu_seconds()
+        busy, total = busy_now - self._machine_start[0], total_now - self._machine_start[1]
+        cores = psutil.cpu_count() or 1
+        self._usage[MACHINE] = Usage(
+            MACHINE, cpu_percent=round(100 * cores * busy / total, 1) if total else 0.0
+        )
         return dict(self._usage)
+
+
+MACHINE = "machine"
+"""The whole machine's CPU over the window, every process included (a database server, the
+load generator): whether the machine, not one process, was the limit."""
+
+
+def _machine_cpu_seconds() -> tuple[float, float]:
+    """Busy and total CPU seconds of all cores since boot."""
+    times = psutil.cpu_times()
+    idle = times.idle + getattr(times, "iowait", 0.0)
+    total = sum(times)
+    return total - idle, total

@@ -199,13 +199,14 @@ def markdown(results: dict[str, Any]) -> str:
             "| database | durability | NLU servers | cache | load | answered/s | unanswered "
             "| reply p50 | p95 "
             "| p99 | NLU call p95 | rest of pipeline p50 / p95 | of which database p95 "
-            "| bot RSS peak | bot CPU | bot CPU per message | NLU CPU | cache hits |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+            "| bot RSS peak | bot CPU | bot CPU per message | NLU CPU | machine CPU | cache hits |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for run in results["bot"]:
             reply, nlu, rest = run["reply_latency_ms"], run["nlu_call_ms"], run["pipeline_rest_ms"]
             usage = run["usage"]
             nlu_cpu = sum(u["cpu_percent"] for n, u in usage.items() if n.startswith("nlu"))
+            machine = usage.get("machine", {}).get("cpu_percent")
             cache = run.get("cache") or {}
             looked = (cache.get("hits") or 0) + (cache.get("misses") or 0)
             hits = f"{cache['hits'] / looked:.0%}" if looked else "–"
@@ -227,7 +228,8 @@ def markdown(results: dict[str, Any]) -> str:
                 f"| {_fmt(rest.get('p50'))} / {_fmt(rest.get('p95'))} ms "
                 f"| {_fmt(run['stages_ms']['db_total'].get('p95'))} ms "
                 f"| {_fmt(usage['bot']['peak_rss_mb'])} MB | {_fmt(usage['bot']['cpu_percent'])}% "
-                f"| {_fmt(cpu_ms_per_message(run))} ms | {_fmt(nlu_cpu)}% | {hits} |"
+                f"| {_fmt(cpu_ms_per_message(run))} ms | {_fmt(nlu_cpu)}% "
+                f"| {_fmt(machine)}% | {hits} |"
             )
     rows = targets(results)
     if rows:

@@ -7,14 +7,18 @@ rank, the targets compare the right figures, the README section is replaced in p
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 from typing import Any
 
+import psutil
 import yaml
 
 from bench import corpus as corpus_module
 from bench import report
 from bench.corpus import DEV_SET, dev_texts, load_corpus, story_texts
+from bench.monitor import Monitor
 from bench.stats import percentile, summary_ms
 from bot.settings import PROJECT_ROOT
 
@@ -147,3 +151,16 @@ def test_the_echo_bot_is_reported_as_the_floor_and_kept_out_of_the_bots_targets(
     table = report.markdown(results)
     assert "| none (echo bot: python-telegram-bot alone) | - | 0 |" in table
     assert "| 50.0% | 10.0 ms |" in table  # the bot's CPU per message: 50% of a core at 50/s
+
+
+async def test_the_monitor_reports_the_machines_cpu_beside_each_process() -> None:
+    """A database server or the load generator can be the limit; the machine's CPU shows it."""
+    monitor = Monitor({"bench": os.getpid()}, interval=0.05)
+    monitor.start()
+    deadline = time.monotonic() + 0.5
+    while time.monotonic() < deadline:  # this process busy on one core
+        sum(range(1000))
+    usage = await monitor.stop()
+    cores = psutil.cpu_count() or 1
+    assert usage["bench"].cpu_percent >= 50
+    assert usage["bench"].cpu_percent * 0.8 <= usage["machine"].cpu_percent <= 100 * cores + 1
