@@ -312,6 +312,11 @@ async def run_scenario(
     # Up to the reply's acceptance by the Bot API; the commit that follows is not waited for.
     rest = [turn.get("replied", turn["respond"]) - turn["nlu"] for turn in turns]
     stages = {key: summary_ms([turn.get(key, 0.0) for turn in turns]) for key in STAGES.values()}
+    for key in ("send", "to_send"):
+        stages[key] = summary_ms([turn[key] for turn in turns if key in turn])
+    stages["to_send_over_nlu"] = summary_ms(
+        [turn["to_send"] - turn["nlu"] for turn in turns if "to_send" in turn]
+    )
     stages["db_total"] = summary_ms(
         [sum(turn.get(key, 0.0) for key in REPLY_PATH_STAGES) for turn in turns]
     )

@@ -17,7 +17,7 @@ import sys
 from telegram import Update
 from telegram.ext import AIORateLimiter, Application, ContextTypes, MessageHandler, filters
 
-from bot.telegram.app import BOT_API_CONNECTIONS
+from bot.telegram.app import bot_api_requests
 
 REPLY = "Thanks for your message."
 
@@ -30,16 +30,14 @@ async def echo(update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def main() -> int:
     rate = float(os.environ.get("TELEGRAM_MAX_MESSAGES_PER_SECOND", "0"))
+    calls, updates = bot_api_requests(10.0)  # the bot's default TELEGRAM_TIMEOUT_SECONDS
     application = (
         Application.builder()
         .token(os.environ["TELEGRAM_BOT_TOKEN"])
         .base_url(os.environ["TELEGRAM_API_BASE_URL"])
         .rate_limiter(AIORateLimiter(overall_max_rate=rate, max_retries=3))
-        .connect_timeout(10)
-        .read_timeout(10)
-        .write_timeout(10)
-        .connection_pool_size(BOT_API_CONNECTIONS)
-        .pool_timeout(10)
+        .request(calls)
+        .get_updates_request(updates)
         .concurrent_updates(64)  # the bot's default CONCURRENT_UPDATES
         .build()
     )

@@ -84,10 +84,13 @@ def install_timers() -> None:
                 TURNS.append(record)
 
     async def timed_send_reply(update: Any, reply: Any) -> None:
+        sending = time.perf_counter()
         await send_reply(update, reply)
         record = _turn.get()
         if record is not None:
             record["replied"] = time.perf_counter() - record["started"]
+            record["send"] = time.perf_counter() - sending
+            record["to_send"] = sending - record["started"]
 
     async def timed_understand(self: NLUClient, text: str) -> Any:
         started = time.perf_counter()

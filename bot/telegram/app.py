@@ -14,11 +14,34 @@ from bot.telegram.handlers import COMMANDS, FrontEnd, add_handlers
 from bot.telegram.journal import JournalingQueue, UpdateJournal
 from bot.telegram.messenger import TelegramMessenger
 from bot.telegram.ordering import PerUserOrderedProcessor
+from bot.telegram.request import AiohttpRequest
 from bot.telegram.tolerant import TolerantApplicationBuilder
 
 log = logging.getLogger(__name__)
 
 BOT_API_CONNECTIONS = 16
+"""Connections for Bot API calls other than getUpdates: far more than Telegram's 30 calls a
+second need, and a call waits for a free one rather than fail. (With httpx, a pool grown to
+python-telegram-bot's default 256 cost 10-15% of the bot's CPU: httpcore checks every pooled
+connection before each request.)"""
+
+
+def bot_api_requests(timeout_seconds: float) -> tuple[AiohttpRequest, AiohttpRequest]:
+    """The Bot API clients (`bot.telegram.request`): one for calls, one for getUpdates.
+
+    Every timeout (connecting, waiting for a pooled connection, reading) is
+    `timeout_seconds`; getUpdates adds its long-poll time to the read timeout itself.
+    """
+
+    def request(connections: int) -> AiohttpRequest:
+        return AiohttpRequest(
+            connections=connections,
+            connect_timeout=timeout_seconds,
+            read_timeout=timeout_seconds,
+            pool_timeout=timeout_seconds,
+        )
+
+    return request(BOT_API_CONNECTIONS), request(1)
 
 
 def build_application(settings: Settings, front_end: FrontEnd) -> Application:  # type: ignore[type-arg]
@@ -31,6 +54,7 @@ def build_application(settings: Settings, front_end: FrontEnd) -> Application:  
     rate = settings.telegram_max_messages_per_second
     limiter = AIORateLimiter(overall_max_rate=rate, max_retries=3)
     journal = front_end.journal
+    calls, updates = bot_api_requests(settings.telegram_timeout_seconds)
     builder = TolerantApplicationBuilder()
     if journal is not None:
         builder = builder.update_queue(JournalingQueue(journal))
@@ -38,15 +62,8 @@ def build_application(settings: Settings, front_end: FrontEnd) -> Application:  
         builder.token(settings.telegram_bot_token)
         .base_url(settings.telegram_api_base_url)
         .rate_limiter(limiter)
-        .connect_timeout(settings.telegram_timeout_seconds)
-        .read_timeout(settings.telegram_timeout_seconds)
-        .write_timeout(settings.telegram_timeout_seconds)
-        # httpx checks every pooled connection before each request, so PTB's default pool
-        # of 256 connections, grown under load, cost 10-15% of the bot's CPU (`make bench`);
-        # 16 carry far more than Telegram's 30 calls a second, and a call waits for a free
-        # one rather than fail.
-        .connection_pool_size(BOT_API_CONNECTIONS)
-        .pool_timeout(settings.telegram_timeout_seconds)
+        .request(calls)
+        .get_updates_request(updates)
         .concurrent_updates(
             PerUserOrderedProcessor(
                 settings.concurrent_updates, on_done=journal.done if journal else None
