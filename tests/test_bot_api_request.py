@@ -58,7 +58,7 @@ async def test_error_statuses_become_the_librarys_own_exceptions(
     async with client(emulator) as bot:
         with pytest.raises(RetryAfter) as limited:
             await bot.send_message(1, "a")
-        with pytest.raises(BadRequest, match="(?i)chat not found"):
+        with pytest.raises(BadRequest, match=r"(?i)chat not found"):
             await bot.send_message(1, "b")
         assert (await bot.send_message(1, "c")).text == "c"
     assert limited.value.retry_after == 3
