@@ -31,6 +31,7 @@ def client(emulator: BotAPIEmulator, *, connections: int = 4, timeout: float = 1
         connections=connections,
         connect_timeout=timeout,
         read_timeout=timeout,
+        write_timeout=timeout,
         pool_timeout=timeout,
     )
     return ExtBot(emulator.token, base_url=emulator.base_url, request=request)
@@ -114,8 +115,40 @@ async def test_a_file_is_sent_as_multipart_with_its_name_and_content(
 
 
 async def test_calls_before_initialising_say_so(emulator: BotAPIEmulator) -> None:
-    request = AiohttpRequest(connections=1, connect_timeout=1, read_timeout=1, pool_timeout=1)
+    request = AiohttpRequest(
+        connections=1, connect_timeout=1, read_timeout=1, write_timeout=1, pool_timeout=1
+    )
     with pytest.raises(RuntimeError, match="not initialized"):
         await request.do_request(f"{emulator.base_url}{emulator.token}/getMe", "POST")
     with pytest.raises(ValueError, match="at least 1"):
-        AiohttpRequest(connections=0, connect_timeout=1, read_timeout=1, pool_timeout=1)
+        AiohttpRequest(
+            connections=0, connect_timeout=1, read_timeout=1, write_timeout=1, pool_timeout=1
+        )
+
+
+async def test_a_peer_that_stops_reading_the_request_cannot_hold_a_call_forever() -> None:
+    """aiohttp has no write timeout: the call as a whole is bounded instead."""
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def never_read(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)  # kept open, never read from, never answered
+
+    server = await asyncio.start_server(never_read, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    request = AiohttpRequest(
+        connections=1, connect_timeout=0.2, read_timeout=0.2, write_timeout=0.2, pool_timeout=0.2
+    )
+    bot = ExtBot("123:stuck", base_url=f"http://127.0.0.1:{port}/bot", request=request)
+    await request.initialize()
+    try:
+        started = time.monotonic()
+        with pytest.raises(TimedOut):
+            # Far more than the socket buffers take: the write itself blocks.
+            await bot.send_message(1, "x" * 32_000_000)
+        assert time.monotonic() - started < 5.0
+    finally:
+        await request.shutdown()
+        for writer in accepted:
+            writer.close()
+        server.close()
+        await server.wait_closed()

@@ -29,7 +29,7 @@ connection before each request.)"""
 def bot_api_requests(timeout_seconds: float) -> tuple[AiohttpRequest, AiohttpRequest]:
     """The Bot API clients (`bot.telegram.request`): one for calls, one for getUpdates.
 
-    Every timeout (connecting, waiting for a pooled connection, reading) is
+    Every timeout (connecting, waiting for a pooled connection, writing, reading) is
     `timeout_seconds`; getUpdates adds its long-poll time to the read timeout itself.
     """
 
@@ -38,6 +38,7 @@ def bot_api_requests(timeout_seconds: float) -> tuple[AiohttpRequest, AiohttpReq
             connections=connections,
             connect_timeout=timeout_seconds,
             read_timeout=timeout_seconds,
+            write_timeout=timeout_seconds,
             pool_timeout=timeout_seconds,
         )
 

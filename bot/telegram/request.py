@@ -25,8 +25,9 @@ from telegram.request import BaseRequest, RequestData
 class AiohttpRequest(BaseRequest):
     """Bot API calls over one aiohttp session with at most `connections` connections.
 
-    aiohttp has no write timeout of its own: a request body is a few kilobytes at most
-    (the bot uploads no files), so the write is bounded by the read timeout that follows it.
+    aiohttp has no write timeout of its own, so the whole call is bounded by the sum of the
+    four (waiting for a connection, connecting, writing, reading): a peer that stops reading
+    the request cannot hold a call forever.
     """
 
     def __init__(
@@ -35,6 +36,7 @@ class AiohttpRequest(BaseRequest):
         connections: int,
         connect_timeout: float,
         read_timeout: float,
+        write_timeout: float,
         pool_timeout: float,
     ) -> None:
         if connections < 1:
@@ -42,6 +44,7 @@ class AiohttpRequest(BaseRequest):
         self._connections = connections
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
+        self._write_timeout = write_timeout
         self._pool_timeout = pool_timeout
         self._session: aiohttp.ClientSession | None = None
 
@@ -75,11 +78,12 @@ class AiohttpRequest(BaseRequest):
             raise RuntimeError("AiohttpRequest is not initialized")
         read = _given(read_timeout, self._read_timeout)
         connect = _given(connect_timeout, self._connect_timeout)
+        write = _given(write_timeout, self._write_timeout)
         pool = _given(pool_timeout, self._pool_timeout)
         # aiohttp's `connect` covers waiting for a pooled connection and opening one.
         timeout = aiohttp.ClientTimeout(
-            total=None,
-            connect=None if connect is None or pool is None else connect + pool,
+            total=_sum_unless_unlimited(pool, connect, write, read),
+            connect=_sum_unless_unlimited(connect, pool),
             sock_connect=connect,
             sock_read=read,
         )
@@ -97,6 +101,11 @@ class AiohttpRequest(BaseRequest):
 def _given(value: ODVInput[float], default: float) -> float | None:
     """The per-call timeout when the caller set one (None: no limit), else the default."""
     return default if isinstance(value, DefaultValue) else value
+
+
+def _sum_unless_unlimited(*timeouts: float | None) -> float | None:
+    """The timeouts added up; None (no limit) if any of them is None."""
+    return None if any(t is None for t in timeouts) else sum(t for t in timeouts if t is not None)
 
 
 def _body(request_data: RequestData | None) -> aiohttp.FormData | dict[str, str] | None:
