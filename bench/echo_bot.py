@@ -17,6 +17,7 @@ import sys
 from telegram import Update
 from telegram.ext import AIORateLimiter, Application, ContextTypes, MessageHandler, filters
 
+from bot.settings import Settings
 from bot.telegram.app import bot_api_requests
 
 REPLY = "Thanks for your message."
@@ -30,7 +31,7 @@ async def echo(update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def main() -> int:
     rate = float(os.environ.get("TELEGRAM_MAX_MESSAGES_PER_SECOND", "0"))
-    calls, updates = bot_api_requests(10.0)  # the bot's default TELEGRAM_TIMEOUT_SECONDS
+    calls, updates = bot_api_requests(Settings.telegram_timeout_seconds)  # the bot's default
     application = (
         Application.builder()
         .token(os.environ["TELEGRAM_BOT_TOKEN"])

@@ -88,8 +88,9 @@ def install_timers() -> None:
         await send_reply(update, reply)
         record = _turn.get()
         if record is not None:
-            record["replied"] = time.perf_counter() - record["started"]
-            record["send"] = time.perf_counter() - sending
+            replied = time.perf_counter()
+            record["replied"] = replied - record["started"]
+            record["send"] = replied - sending
             record["to_send"] = sending - record["started"]
 
     async def timed_understand(self: NLUClient, text: str) -> Any:

@@ -84,13 +84,22 @@ async def test_the_retention_loop_runs_at_once_and_stops_when_cancelled(store: S
     assert task.cancelled()
 
 
-@pytest.fixture
-async def commands_only(tmp_path: Path, store: Store) -> AsyncIterator[Conversation]:
-    """The conversation over the test store; commands and buttons need no NLU server."""
-    settings = make_settings(tmp_path)
+@contextlib.asynccontextmanager
+async def conversation_without_nlu(
+    tmp_path: Path, store: Store, **changes: object
+) -> AsyncIterator[Conversation]:
+    """The conversation over the test store with `changes` to the settings; commands and
+    buttons need no NLU server."""
+    settings = make_settings(tmp_path, **changes)
     library = StaticLibrary(load_library(settings.content_dir))
     async with NLUClient(f"http://127.0.0.1:{free_port()}", None, timeout_seconds=1) as dead:
         yield Conversation(settings, store, dead, library)
+
+
+@pytest.fixture
+async def commands_only(tmp_path: Path, store: Store) -> AsyncIterator[Conversation]:
+    async with conversation_without_nlu(tmp_path, store) as conversation:
+        yield conversation
 
 
 async def test_a_reply_leaves_before_its_turn_is_committed_and_is_recorded_if_sending_fails(
@@ -134,10 +143,10 @@ RECHECK_AFTER = 0.3  # long enough that a quick turn on a busy CI machine stays 
 @pytest.fixture
 async def rechecking(tmp_path: Path, store: Store) -> AsyncIterator[Conversation]:
     """`commands_only` with a short `TAKEOVER_RECHECK_SECONDS`, so a slow turn is quick to make."""
-    settings = make_settings(tmp_path, takeover_recheck_seconds=RECHECK_AFTER)
-    library = StaticLibrary(load_library(settings.content_dir))
-    async with NLUClient(f"http://127.0.0.1:{free_port()}", None, timeout_seconds=1) as dead:
-        yield Conversation(settings, store, dead, library)
+    async with conversation_without_nlu(
+        tmp_path, store, takeover_recheck_seconds=RECHECK_AFTER
+    ) as conversation:
+        yield conversation
 
 
 def take_over_after_the_read(store: Store, pseudonym: str, delay: float) -> asyncio.Event:
