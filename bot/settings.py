@@ -123,7 +123,8 @@ class Settings:
     """More than `flood_max_messages` from one user within this window: one cooldown note,
     then the rest are stored without a reply (never for a user at high risk or in crisis)."""
     telegram_timeout_seconds: float = 10.0
-    """How long one Telegram API call may take before it counts as failed and is retried."""
+    """Each limit of one Telegram API call (waiting for a free connection, connecting, writing,
+    reading) before it counts as failed and is retried; the call as a whole gets their sum."""
     write_buffer_max_bytes: int = 50_000_000
     """The most the write buffer (`DATA_DIR/write-buffer.jsonl`) may hold while the database
     is unavailable; writes past it are lost (and logged)."""
