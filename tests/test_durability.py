@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Connection
 
 from bot.settings import Settings, SettingsError
 from bot.storage.database import Database
@@ -15,15 +16,24 @@ from tests.conftest import fresh_postgres_database
 async def test_sqlite_commits_wait_for_the_disk_only_when_durability_is_full(
     durability: str, tmp_path: Path
 ) -> None:
+    """Both ways in: the async engine, and the worker threads that run a turn's read and
+    commit (`Database.read` and `Database.write`)."""
     database = Database(f"sqlite+aiosqlite:///{tmp_path / 'd.db'}", durability)
     await database.start()
+
+    def pragmas(connection: Connection) -> tuple[object, ...]:
+        return tuple(
+            connection.exec_driver_sql(f"PRAGMA {name}").scalar_one()
+            for name in ("synchronous", "journal_mode", "foreign_keys", "secure_delete")
+        )
+
     try:
         async with database.engine.connect() as connection:
-            level = (await connection.exec_driver_sql("PRAGMA synchronous")).scalar_one()
-            mode = (await connection.exec_driver_sql("PRAGMA journal_mode")).scalar_one()
+            seen = [await connection.run_sync(pragmas)]
+        seen += [await database.read(pragmas), await database.write(pragmas)]
     finally:
         await database.close()
-    assert (level, mode) == ({"full": 2, "fast": 1}[durability], "wal")
+    assert seen == [({"full": 2, "fast": 1}[durability], "wal", 1, 1)] * 3
 
 
 async def test_postgresql_fast_durability_turns_off_synchronous_commit() -> None:

@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy
 from sqlalchemy import func, select
 
 from bot.escalation.contact import ContactSealer, ContactUnreadable
@@ -80,6 +81,30 @@ async def test_one_alert_per_event_until_a_moderator_resolves_it(store: Store) -
     )
     second = await escalations.raise_alert("p-alert", CRISIS, "crisis", ["a new crisis"])
     assert second is not None and second.id != first.id
+
+
+async def test_a_crisis_message_whose_alert_is_open_already_commits_nothing(
+    store: Store,
+) -> None:
+    """Every crisis turn asks for an alert; only the first of the event writes one."""
+    escalations = EscalationStore(store.database)
+    await store.load_user("p-quiet")
+    commits = 0
+
+    def count(*_: object) -> None:
+        nonlocal commits
+        commits += 1
+
+    sqlalchemy.event.listen(store.database.work_engine, "commit", count)
+    try:
+        assert await escalations.raise_alert("p-quiet", CRISIS, "crisis", ["first"]) is not None
+        for _ in range(3):
+            assert await escalations.raise_alert("p-quiet", CRISIS, "crisis", ["again"]) is None
+        assert await escalations.raise_alert("p-quiet", HIGH_RISK, "high", []) is not None
+    finally:
+        sqlalchemy.event.remove(store.database.work_engine, "commit", count)
+    assert commits == 2
+    assert len(await escalations.alerts_for("p-quiet")) == 2
 
 
 async def test_the_queue_puts_crisis_first_then_high_then_requests(store: Store) -> None:

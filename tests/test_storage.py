@@ -12,6 +12,7 @@ import asyncio
 import os
 import secrets
 import sys
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -648,7 +649,7 @@ async def test_turns_finishing_together_are_committed_as_a_group_each_with_its_o
         nonlocal commits
         commits += 1
 
-    sqlalchemy.event.listen(store.database.engine.sync_engine, "commit", count)
+    sqlalchemy.event.listen(store.database.work_engine, "commit", count)
     try:
         outcomes = await asyncio.gather(
             store.finish_turn(first),
@@ -656,7 +657,7 @@ async def test_turns_finishing_together_are_committed_as_a_group_each_with_its_o
             return_exceptions=True,
         )
     finally:
-        sqlalchemy.event.remove(store.database.engine.sync_engine, "commit", count)
+        sqlalchemy.event.remove(store.database.work_engine, "commit", count)
     written, failed, duplicate = outcomes[:9], outcomes[5], outcomes[-1]
     del written[5]
     assert all(isinstance(o, TurnOutcome) and not o.duplicate for o in written), outcomes
@@ -673,7 +674,7 @@ async def test_turns_finishing_together_are_committed_as_a_group_each_with_its_o
 
     # Without a bad turn the group is one commit.
     commits = 0
-    sqlalchemy.event.listen(store.database.engine.sync_engine, "commit", count)
+    sqlalchemy.event.listen(store.database.work_engine, "commit", count)
     try:
         await asyncio.gather(
             *(
@@ -682,7 +683,7 @@ async def test_turns_finishing_together_are_committed_as_a_group_each_with_its_o
             )
         )
     finally:
-        sqlalchemy.event.remove(store.database.engine.sync_engine, "commit", count)
+        sqlalchemy.event.remove(store.database.work_engine, "commit", count)
     assert commits == 2, "the first turn, then the nine behind it together"
     assert await store.message_count() == 38
 
@@ -727,3 +728,45 @@ async def test_a_turn_keeps_a_crisis_raised_while_it_ran(store: Store) -> None:
     assert state.in_crisis and state.risk_level == "crisis"
     found = await store.find_user("p-late")
     assert found is not None and (found.in_crisis, found.risk_level) == (True, "crisis")
+
+
+# -- one crossing per turn ---------------------------------------------------------------------
+
+
+async def test_on_sqlite_a_turns_read_does_not_wait_for_a_commit_under_way(tmp_path: Path) -> None:
+    """Reads and commits run in worker threads of their own (`Database.read` and `write`):
+    a turn's read goes ahead while a group commit waits for the disk."""
+    store = Store(Database(sqlite_url(tmp_path)))
+    await store.start()
+    release = threading.Event()
+    try:
+        await store.finish_turn(turn_of("p-lanes", 9100, UserState("p-lanes", country="JO")))
+
+        def slow_commit(connection: Connection) -> None:
+            connection.execute(update(User).values(last_seen_at=User.last_seen_at))
+            release.wait(10)  # the disk is slow
+
+        commit = asyncio.create_task(store.database.write(slow_commit))
+        await asyncio.sleep(0.05)
+        start = await asyncio.wait_for(
+            store.begin_turn("p-lanes", flood_window_seconds=60, update_id=9100), 2
+        )
+        assert not commit.done()
+        assert start.state.country == "JO" and start.answered_before
+    finally:
+        release.set()
+        await store.close()
+    assert commit.done() and commit.exception() is None
+
+
+async def test_a_turns_work_that_fails_is_rolled_back_whole(store: Store) -> None:
+    await store.finish_turn(turn_of("p-rollback", 9200, UserState("p-rollback")))
+
+    def half_done(connection: Connection) -> None:
+        connection.execute(update(User).values(country="XX"))
+        raise RuntimeError("failed halfway")
+
+    with pytest.raises(RuntimeError, match="halfway"):
+        await store.database.write(half_done)
+    found = await store.find_user("p-rollback")
+    assert found is not None and found.country is None

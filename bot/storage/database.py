@@ -7,14 +7,17 @@ so a fresh database and an old one both end up as the code expects.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, event, make_url, text
+from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.ext.asyncio import (
@@ -25,6 +28,8 @@ from sqlalchemy.ext.asyncio import (
 )
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -78,6 +83,7 @@ class Database:
             raise ValueError(f"{self.url}: use sqlite+aiosqlite:// or postgresql+asyncpg://")
         self._engine: AsyncEngine | None = None
         self._sessions: async_sessionmaker[AsyncSession] | None = None
+        self._sqlite: _SQLiteLanes | None = None
 
     @property
     def url(self) -> str:
@@ -94,6 +100,39 @@ class Database:
         if self._engine is None:
             raise RuntimeError("Database.start() has not been called")
         return self._engine
+
+    @property
+    def work_engine(self) -> Engine:
+        """The engine that runs `read` and `write` (for listening to its events)."""
+        if self._sqlite is not None:
+            return self._sqlite.engine
+        return self.engine.sync_engine
+
+    async def read(self, work: Callable[[Connection], T]) -> T:
+        """Run `work` on one connection for reading (nothing is committed); return its result.
+
+        `work` is synchronous: see `write`.
+        """
+        if self._sqlite is not None:
+            return await self._sqlite.read(work)
+        async with self.engine.connect() as connection:
+            return await connection.run_sync(work)
+
+    async def write(self, work: Callable[[Connection], T]) -> T:
+        """Run `work` in one transaction, committed if it returns, rolled back if it raises.
+
+        A conversation turn's read and commit go through `read` and `write`. On SQLite the
+        whole of `work` runs in one worker thread, on the standard driver:
+        aiosqlite crosses to its connection's thread and back for every cursor, execute,
+        fetch and close (a turn's commit made about fifteen such hops), and those hops
+        (queue, thread wake-up, event-loop wake-up, the GIL passed back and forth) were the
+        largest single share of the bot's CPU under load (`make bench` with py-spy). On
+        PostgreSQL asyncpg has no threads, and `work` runs through SQLAlchemy's `run_sync`.
+        """
+        if self._sqlite is not None:
+            return await self._sqlite.write(work)
+        async with self.engine.begin() as connection:
+            return await connection.run_sync(work)
 
     def session(self) -> AsyncSession:
         """A new session, to use as `async with db.session() as session:`."""
@@ -122,34 +161,56 @@ class Database:
             raise StorageUnavailable(f"cannot migrate the database at {self.url}: {exc}") from exc
         self._engine = engine
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        if self.dialect == "sqlite" and self._sqlite_file() is not None:
+            self._sqlite = _SQLiteLanes(self._sqlite_engine())
         log.info("storage ready at %s", self.url)
 
     async def close(self) -> None:
+        if self._sqlite is not None:
+            await self._sqlite.close()
         if self._engine is not None:
             await self._engine.dispose()
         self._engine = None
         self._sessions = None
+        self._sqlite = None
 
     def _create_engine(self) -> AsyncEngine:
         if self.dialect == "sqlite":
             self._prepare_sqlite_file()
             engine = create_async_engine(self._url)
-            event.listen(engine.sync_engine, "connect", _set_sqlite_pragmas)
-            synchronous = "NORMAL" if self.durability == "fast" else "FULL"
-
-            def set_synchronous(dbapi_connection: Any, _record: Any) -> None:
-                cursor = dbapi_connection.cursor()
-                try:
-                    cursor.execute(f"PRAGMA synchronous={synchronous}")
-                finally:
-                    cursor.close()
-
-            event.listen(engine.sync_engine, "connect", set_synchronous)
+            self._configure_sqlite(engine.sync_engine)
             return engine
         connect_args: dict[str, Any] = {"timeout": _CONNECT_TIMEOUT_SECONDS}
         if self.durability == "fast":
             connect_args["server_settings"] = {"synchronous_commit": "off"}
         return create_async_engine(self._url, pool_pre_ping=True, connect_args=connect_args)
+
+    def _sqlite_engine(self) -> Engine:
+        """The same SQLite file on the standard (synchronous) driver, for `read` and `write`."""
+        engine = create_engine(self._url.set(drivername="sqlite"))
+        self._configure_sqlite(engine)
+        return engine
+
+    def _configure_sqlite(self, engine: Engine) -> None:
+        """Every new connection gets the pragmas and the durability's `synchronous`."""
+        event.listen(engine, "connect", _set_sqlite_pragmas)
+        synchronous = "NORMAL" if self.durability == "fast" else "FULL"
+
+        def set_synchronous(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute(f"PRAGMA synchronous={synchronous}")
+            finally:
+                cursor.close()
+
+        event.listen(engine, "connect", set_synchronous)
+
+    def _sqlite_file(self) -> Path | None:
+        """The SQLite database's file; None for an in-memory or URI-named database."""
+        database = self._url.database
+        if not database or database == ":memory:" or database.startswith("file:"):
+            return None
+        return Path(database)
 
     def _prepare_sqlite_file(self) -> None:
         """Create the database's folder and file readable by the bot's account only.
@@ -157,16 +218,47 @@ class Database:
         SQLite gives its -wal and -shm files the database file's permissions, so they stay
         private too.
         """
-        database = self._url.database
-        if not database or database == ":memory:" or database.startswith("file:"):
+        path = self._sqlite_file()
+        if path is None:
             return
-        path = Path(database)
         try:
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             if not path.exists():
                 os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
         except OSError as exc:
             raise StorageUnavailable(f"cannot create the database at {self.url}: {exc}") from exc
+
+
+class _SQLiteLanes:
+    """A synchronous SQLite engine used from two worker threads: one for reads, one for
+    writes, so that a read never waits behind a commit's flush to disk (WAL lets readers
+    and the one writer work at once)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="sqlite-read")
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="sqlite-write")
+
+    async def read(self, work: Callable[[Connection], T]) -> T:
+        def run() -> T:
+            with self.engine.connect() as connection:
+                return work(connection)
+
+        return await asyncio.get_running_loop().run_in_executor(self._reader, run)
+
+    async def write(self, work: Callable[[Connection], T]) -> T:
+        def run() -> T:
+            with self.engine.begin() as connection:
+                return work(connection)
+
+        return await asyncio.get_running_loop().run_in_executor(self._writer, run)
+
+    async def close(self) -> None:
+        """Wait for the work under way, then close the connections."""
+        loop = asyncio.get_running_loop()
+        for lane in (self._reader, self._writer):
+            await loop.run_in_executor(None, lane.shutdown)
+        self.engine.dispose()
 
 
 def alembic_config(url: str | None = None) -> Config:

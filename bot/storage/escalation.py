@@ -12,7 +12,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CursorResult, Result, exists, select, update
+from sqlalchemy import (
+    Connection,
+    CursorResult,
+    Result,
+    Select,
+    bindparam,
+    exists,
+    insert,
+    select,
+    update,
+)
 
 from bot.safety.risk import assess
 from bot.storage.database import Database
@@ -109,6 +119,19 @@ _ALERT_COLUMNS = (
     User.in_crisis,
     User.muted,
 )
+
+_UNRESOLVED_ALERT = select(
+    exists().where(
+        Alert.user_id == User.id,
+        User.pseudonym == bindparam("pseudonym"),
+        Alert.kind == bindparam("kind"),
+        Alert.status != RESOLVED,
+    )
+)
+
+
+def _alert_row(alert_id: int) -> Select[Any]:
+    return select(*_ALERT_COLUMNS).join(User, User.id == Alert.user_id).where(Alert.id == alert_id)
 
 
 class EscalationStore:
@@ -236,40 +259,41 @@ class EscalationStore:
     async def raise_alert(
         self, pseudonym: str, kind: str, severity: str, reasons: Sequence[str]
     ) -> AlertView | None:
-        """A new open alert, or None while one of this kind is unresolved (one per event)."""
-        async with self.database.session() as session, session.begin():
+        """A new open alert, or None while one of this kind is unresolved (one per event).
+
+        Called after every crisis turn, most often for a user whose alert is already open:
+        that case is answered by a read, without a write transaction (on SQLite one more
+        commit and flush to disk per crisis message, in the writers' queue).
+        """
+        params = {"pseudonym": pseudonym, "kind": kind}
+        if await self.database.read(lambda c: c.scalar(_UNRESOLVED_ALERT, params)):
+            return None
+
+        def write(connection: Connection) -> AlertView | None:
             # A write first: on SQLite it takes the lock before the check below reads.
-            user_id = (
-                await session.execute(
-                    update(User)
-                    .where(User.pseudonym == pseudonym)
-                    .values(last_seen_at=User.last_seen_at)
-                    .returning(User.id)
-                )
+            user_id = connection.execute(
+                update(User)
+                .where(User.pseudonym == pseudonym)
+                .values(last_seen_at=User.last_seen_at)
+                .returning(User.id)
             ).scalar_one_or_none()
-            if user_id is None:
+            if user_id is None or connection.scalar(_UNRESOLVED_ALERT, params):
                 return None
-            unresolved = await session.scalar(
-                select(
-                    exists().where(
-                        Alert.user_id == user_id, Alert.kind == kind, Alert.status != RESOLVED
-                    )
+            alert_id = connection.execute(
+                insert(Alert)
+                .values(
+                    user_id=user_id,
+                    created_at=utcnow(),
+                    kind=kind,
+                    severity=severity,
+                    status=OPEN,
+                    reasons=list(reasons),
                 )
-            )
-            if unresolved:
-                return None
-            alert = Alert(
-                user_id=user_id,
-                created_at=utcnow(),
-                kind=kind,
-                severity=severity,
-                status=OPEN,
-                reasons=list(reasons),
-            )
-            session.add(alert)
-            await session.flush()
-            alert_id = alert.id
-        return await self.alert(alert_id)
+                .returning(Alert.id)
+            ).scalar_one()
+            return _alert_view(connection.execute(_alert_row(alert_id)).one())
+
+        return await self.database.write(write)
 
     async def escalate_request(self, pseudonym: str, reason: str) -> AlertView | None:
         """Raise the user's unresolved request for a person to high severity (or open one)."""
@@ -365,11 +389,8 @@ class EscalationStore:
         )
 
     async def alert(self, alert_id: int) -> AlertView | None:
-        statement = (
-            select(*_ALERT_COLUMNS).join(User, User.id == Alert.user_id).where(Alert.id == alert_id)
-        )
         async with self.database.session() as session:
-            row = (await session.execute(statement)).one_or_none()
+            row = (await session.execute(_alert_row(alert_id))).one_or_none()
         return _alert_view(row) if row is not None else None
 
     async def alerts_for(self, pseudonym: str) -> list[AlertView]:

@@ -36,9 +36,11 @@ from asyncio import Future
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy import (
+    Connection,
     CursorResult,
     Executable,
     Result,
@@ -56,7 +58,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.sql.elements import TextClause
 
@@ -268,20 +270,23 @@ class Store:
             "since": utcnow() - timedelta(seconds=flood_window_seconds),
             "update_id": update_id or 0,
         }
-        async with self.database.engine.connect() as connection:
-            row = (await connection.execute(_TURN_START, params)).one_or_none()
+
+        def read(connection: Connection) -> TurnStart:
+            row = connection.execute(_TURN_START, params).one_or_none()
             if row is None:
                 # A user not stored (yet, or any more after /forget) may repeat an update too.
                 answered = update_id is not None and bool(
-                    await connection.scalar(select(_UPDATE_CLAIMED), params)
+                    connection.scalar(select(_UPDATE_CLAIMED), params)
                 )
                 return TurnStart(UserState(pseudonym), answered_before=answered)
-        return TurnStart(
-            _user_state(row),
-            int(row.recent_incoming),
-            bool(row.cooldown_noted),
-            answered_before=update_id is not None and bool(row.answered_before),
-        )
+            return TurnStart(
+                _user_state(row),
+                int(row.recent_incoming),
+                bool(row.cooldown_noted),
+                answered_before=update_id is not None and bool(row.answered_before),
+            )
+
+        return await self.database.read(read)
 
     async def finish_turn(self, turn: TurnRecord) -> TurnOutcome:
         """Claim the update, store the messages and the state: all or nothing.
@@ -308,9 +313,9 @@ class Store:
     async def _write_turns(self, group: list[tuple[TurnRecord, Future[TurnOutcome]]]) -> None:
         """Write `group` in one transaction, settling each turn's future."""
         now = utcnow()
+        turns = [turn for turn, _ in group]
         try:
-            async with self.database.engine.begin() as connection:
-                outcomes = await self._write_group(connection, [turn for turn, _ in group], now)
+            outcomes = await self.database.write(partial(self._write_group, turns=turns, now=now))
         except Exception as exc:
             if len(group) == 1 or database_unreachable(exc):
                 for _, done in group:
@@ -318,38 +323,38 @@ class Store:
                 return
             for turn, done in group:
                 try:
-                    async with self.database.engine.begin() as connection:
-                        done.set_result((await self._write_group(connection, [turn], now))[0])
-                except Exception as alone:
-                    done.set_exception(alone)
+                    write = partial(self._write_group, turns=[turn], now=now)
+                    done.set_result((await self.database.write(write))[0])
+                except Exception as error:
+                    done.set_exception(error)
             return
         for (_, done), outcome in zip(group, outcomes, strict=True):
             done.set_result(outcome)
 
-    async def _write_group(
-        self, connection: AsyncConnection, turns: list[TurnRecord], now: datetime
+    def _write_group(
+        self, connection: Connection, turns: list[TurnRecord], now: datetime
     ) -> list[TurnOutcome]:
         """The turns' claims and users one by one, then all their messages in one INSERT."""
         outcomes: list[TurnOutcome] = []
         rows: list[dict[str, Any]] = []
         for turn in turns:
-            outcomes.append(await self._write_turn(connection, turn, now, rows))
+            outcomes.append(self._write_turn(connection, turn, now, rows))
         if rows:
-            await connection.execute(_INSERT_MESSAGES, rows)
+            connection.execute(_INSERT_MESSAGES, rows)
         return outcomes
 
-    async def _write_turn(
+    def _write_turn(
         self,
-        connection: AsyncConnection,
+        connection: Connection,
         turn: TurnRecord,
         now: datetime,
         rows: list[dict[str, Any]],
     ) -> TurnOutcome:
         """Claim the turn's update and update its user; its messages go to `rows`."""
-        claimed = turn.update_id is None or await self._claim(connection, turn.update_id, now)
+        claimed = turn.update_id is None or _claim(connection, turn.update_id, now)
         if not (claimed or turn.recovered or turn.replay):
             return TurnOutcome(duplicate=True)  # nothing of it written: the claim comes first
-        user_id = await self._touch_user(
+        user_id = self._touch_user(
             connection,
             turn.pseudonym,
             seen_at=now,
@@ -362,17 +367,13 @@ class Store:
 
     async def handling_of(self, pseudonym: str) -> str | None:
         """Who answers the user now ("bot", "waiting", "person"); None for an unknown user."""
-        async with self.database.engine.connect() as connection:
-            handling: str | None = await connection.scalar(_HANDLING, {"pseudonym": pseudonym})
+        params = {"pseudonym": pseudonym}
+        handling: str | None = await self.database.read(lambda c: c.scalar(_HANDLING, params))
         return handling
 
-    async def _claim(self, connection: AsyncConnection, update_id: int, now: datetime) -> bool:
-        params = {"update_id": update_id, "processed_at": now}
-        return _rowcount(await connection.execute(_CLAIM_UPDATE, params)) == 1
-
-    async def _touch_user(
+    def _touch_user(
         self,
-        connection: AsyncConnection,
+        connection: Connection,
         pseudonym: str,
         *,
         seen_at: datetime | None = None,
@@ -402,14 +403,14 @@ class Store:
         params = {"who": pseudonym} | {f"new_{key}": value for key, value in values.items()}
         # A write first, so that SQLite takes its write lock before reading anything.
         statement = _TOUCH_USER if state is None else _SAVE_USER
-        user = (await connection.execute(statement, params)).one_or_none()
+        user = (connection.execute(statement, params)).one_or_none()
         if user is None:
-            await connection.execute(self._insert_user_if_missing(pseudonym))
-            user = (await connection.execute(statement, params)).one()
+            connection.execute(self._insert_user_if_missing(pseudonym))
+            user = (connection.execute(statement, params)).one()
         if state is not None:
             assessment = assess(state.risk_signals, in_crisis=user.in_crisis)
             if user.in_crisis != state.in_crisis:
-                await connection.execute(
+                connection.execute(
                     update(User)
                     .where(User.id == user.id)
                     .values(risk_level=assessment.level, risk_reasons=list(assessment.reasons))
@@ -447,8 +448,9 @@ class Store:
         transaction from the crisis state as stored, so the two cannot disagree. `contact`
         (an encrypted chat id) replaces the stored one.
         """
-        async with self.database.engine.begin() as connection:
-            await self._touch_user(connection, state.pseudonym, state=state, contact=contact)
+        await self.database.write(
+            lambda c: self._touch_user(c, state.pseudonym, state=state, contact=contact)
+        )
 
     async def set_campaign(self, pseudonym: str, campaign: str) -> bool:
         """Record the deep-link campaign that brought the user, unless one is recorded already.
@@ -501,8 +503,9 @@ class Store:
             is_test=is_test,
             write_key=write_key,
         )
-        async with self.database.engine.begin() as connection:
-            user_id = await self._touch_user(
+
+        def write(connection: Connection) -> int:
+            user_id = self._touch_user(
                 connection, pseudonym, seen_at=message.created_at, flags=flags
             )
             insert_message = (
@@ -510,11 +513,13 @@ class Store:
                 .values(_message_values(message, user_id))
                 .returning(Message.id)
             )
-            message_id = (await connection.execute(insert_message)).scalar_one_or_none()
+            message_id = connection.execute(insert_message).scalar_one_or_none()
             if message_id is None:  # written before under the same key
                 existing = select(Message.id).where(Message.write_key == write_key)
-                message_id = (await connection.execute(existing)).scalar_one()
+                message_id = connection.execute(existing).scalar_one()
             return int(message_id)
+
+        return await self.database.write(write)
 
     async def unclassified_messages(self, limit: int = 100) -> list[tuple[int, str]]:
         """(id, text) of incoming texts stored while the NLU was unavailable, oldest first."""
@@ -759,6 +764,11 @@ async def _uncancelled(work: Coroutine[Any, Any, None]) -> None:
     if cancelled:
         raise asyncio.CancelledError
     task.result()
+
+
+def _claim(connection: Connection, update_id: int, now: datetime) -> bool:
+    params = {"update_id": update_id, "processed_at": now}
+    return _rowcount(connection.execute(_CLAIM_UPDATE, params)) == 1
 
 
 def _state_values(state: UserState, contact: str | None) -> dict[str, Any]:
