@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
+import sqlalchemy
 from sqlalchemy import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -85,6 +86,25 @@ async def database_url_for(backend: str, directory: Path) -> AsyncIterator[str]:
     else:
         async with fresh_postgres_database() as url:
             yield url
+
+
+@dataclass(eq=False)  # hashable: SQLAlchemy keeps listeners in a set
+class CommitCounter:
+    commits: int = 0
+
+    def __call__(self, *_: object) -> None:
+        self.commits += 1
+
+
+@contextlib.contextmanager
+def counting_commits(database: Database) -> Iterator[CommitCounter]:
+    """Counts the commits of the engine that runs `Database.read` and `Database.write`."""
+    counter = CommitCounter()
+    sqlalchemy.event.listen(database.work_engine, "commit", counter)
+    try:
+        yield counter
+    finally:
+        sqlalchemy.event.remove(database.work_engine, "commit", counter)
 
 
 def make_settings(tmp: Path, **changes: object) -> Settings:

@@ -7,7 +7,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-import sqlalchemy
 from sqlalchemy import func, select
 
 from bot.escalation.contact import ContactSealer, ContactUnreadable
@@ -18,7 +17,7 @@ from bot.storage import Database, Store
 from bot.storage.escalation import CRISIS, HIGH_RISK, HUMAN_REQUEST, EscalationStore
 from bot.storage.models import Alert, utcnow
 from bot.storage.turns import flood_status
-from tests.conftest import make_settings
+from tests.conftest import counting_commits, make_settings
 
 
 async def test_saving_a_user_stores_the_risk_level_and_reasons(store: Store) -> None:
@@ -89,21 +88,12 @@ async def test_a_crisis_message_whose_alert_is_open_already_commits_nothing(
     """Every crisis turn asks for an alert; only the first of the event writes one."""
     escalations = EscalationStore(store.database)
     await store.load_user("p-quiet")
-    commits = 0
-
-    def count(*_: object) -> None:
-        nonlocal commits
-        commits += 1
-
-    sqlalchemy.event.listen(store.database.work_engine, "commit", count)
-    try:
+    with counting_commits(store.database) as counted:
         assert await escalations.raise_alert("p-quiet", CRISIS, "crisis", ["first"]) is not None
         for _ in range(3):
             assert await escalations.raise_alert("p-quiet", CRISIS, "crisis", ["again"]) is None
         assert await escalations.raise_alert("p-quiet", HIGH_RISK, "high", []) is not None
-    finally:
-        sqlalchemy.event.remove(store.database.work_engine, "commit", count)
-    assert commits == 2
+    assert counted.commits == 2
     assert len(await escalations.alerts_for("p-quiet")) == 2
 
 

@@ -19,7 +19,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import sqlalchemy
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -35,7 +34,7 @@ from bot.storage.database import alembic_config
 from bot.storage.models import Base, Message, ProcessedUpdate, User
 from bot.storage.review_models import EXPRESSION_INDEXES
 from bot.storage.turns import MessageRecord, TurnOutcome, TurnRecord
-from tests.conftest import fresh_postgres_database
+from tests.conftest import counting_commits, fresh_postgres_database
 
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -643,28 +642,19 @@ async def test_turns_finishing_together_are_committed_as_a_group_each_with_its_o
     broken = replace(broken, messages=(replace(broken.messages[0], direction="sideways"),))
     behind = [turn_of(f"p-group-{i}", 6000 + i, UserState(f"p-group-{i}")) for i in range(1, 9)]
     repeat = turn_of("p-group-1", 6001, UserState("p-group-1", country="SY"))
-    commits = 0
-
-    def count(*_: object) -> None:
-        nonlocal commits
-        commits += 1
-
-    sqlalchemy.event.listen(store.database.work_engine, "commit", count)
-    try:
+    with counting_commits(store.database) as counted:
         outcomes = await asyncio.gather(
             store.finish_turn(first),
             *(store.finish_turn(turn) for turn in [*behind[:4], broken, *behind[4:], repeat]),
             return_exceptions=True,
         )
-    finally:
-        sqlalchemy.event.remove(store.database.work_engine, "commit", count)
     written, failed, duplicate = outcomes[:9], outcomes[5], outcomes[-1]
     del written[5]
     assert all(isinstance(o, TurnOutcome) and not o.duplicate for o in written), outcomes
     assert isinstance(failed, ValueError)
     assert isinstance(duplicate, TurnOutcome) and duplicate.duplicate
     # The first alone, then the group behind it (failed, so each again alone, 9 turns).
-    assert commits == 1 + 9, commits
+    assert counted.commits == 1 + 9, counted.commits
     for i in range(9):
         assert len(await store.messages_for(f"p-group-{i}")) == 2
     found = await store.find_user("p-group-1")
@@ -673,18 +663,14 @@ async def test_turns_finishing_together_are_committed_as_a_group_each_with_its_o
     assert await store.message_count() == 18
 
     # Without a bad turn the group is one commit.
-    commits = 0
-    sqlalchemy.event.listen(store.database.work_engine, "commit", count)
-    try:
+    with counting_commits(store.database) as counted:
         await asyncio.gather(
             *(
                 store.finish_turn(turn_of(f"p-g2-{i}", 7000 + i, UserState(f"p-g2-{i}")))
                 for i in range(10)
             )
         )
-    finally:
-        sqlalchemy.event.remove(store.database.work_engine, "commit", count)
-    assert commits == 2, "the first turn, then the nine behind it together"
+    assert counted.commits == 2, "the first turn, then the nine behind it together"
     assert await store.message_count() == 38
 
 
