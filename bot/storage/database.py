@@ -2,7 +2,9 @@
 
 SQLite (one file, the default) and PostgreSQL (for several replicas) are both supported through
 SQLAlchemy's async drivers. `Database.start` brings the schema to the newest Alembic revision,
-so a fresh database and an old one both end up as the code expects.
+so a fresh database and an old one both end up as the code expects. The hot paths (a
+conversation turn's read and commit, raising an alert) are synchronous functions run by
+`Database.read` and `Database.write`, which on SQLite hand each one to a worker thread whole.
 """
 
 from __future__ import annotations
