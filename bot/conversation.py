@@ -38,6 +38,7 @@ from bot.policy.decision import (
 from bot.policy.state import UserState
 from bot.safety.risk import record_signals
 from bot.settings import Settings
+from bot.shielding import finish_even_if_cancelled
 from bot.storage.database import database_unreachable
 from bot.storage.models import utcnow
 from bot.storage.store import Store
@@ -333,7 +334,9 @@ class Conversation:
         the alert. The retries live in memory (a restart during an outage loses them).
         """
         try:
-            await self.escalation.after_turn(before_level, state, plan)
+            # An alert stored but not posted (the turn cancelled in between) would keep the
+            # moderators' chat silent for the whole event: one alert per event.
+            await finish_even_if_cancelled(self.escalation.after_turn(before_level, state, plan))
         except Exception as exc:
             if not database_unreachable(exc):
                 raise

@@ -168,13 +168,15 @@ class Database:
         log.info("storage ready at %s", self.url)
 
     async def close(self) -> None:
-        if self._sqlite is not None:
-            await self._sqlite.close()
-        if self._engine is not None:
-            await self._engine.dispose()
-        self._engine = None
-        self._sessions = None
-        self._sqlite = None
+        # Detached first: whatever comes after, even a cancellation, finds the database closed.
+        lanes, engine = self._sqlite, self._engine
+        self._sqlite, self._engine, self._sessions = None, None, None
+        try:
+            if lanes is not None:
+                await lanes.close()
+        finally:
+            if engine is not None:
+                await engine.dispose()
 
     def _create_engine(self) -> AsyncEngine:
         if self.dialect == "sqlite":

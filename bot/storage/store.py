@@ -33,7 +33,7 @@ import asyncio
 import logging
 import re
 from asyncio import Future
-from collections.abc import Coroutine, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -66,6 +66,7 @@ from bot.nlu.understanding import Understanding
 from bot.policy.decision import COOLDOWN
 from bot.policy.state import UserState
 from bot.safety.risk import assess
+from bot.shielding import finish_even_if_cancelled
 from bot.storage.database import Database, database_unreachable
 from bot.storage.models import DIRECTIONS, Message, ProcessedUpdate, User, utcnow
 from bot.storage.turns import MessageRecord, TurnOutcome, TurnRecord, TurnStart
@@ -307,7 +308,9 @@ class Store:
         async with self._turn_writes:
             if not done.done():  # not written by the group commit before this one
                 group, self._finishing = self._finishing, []
-                await _uncancelled(self._write_turns(group))
+                # A writer cancelled halfway (a shutdown) must not leave the others in the
+                # group waiting for an outcome that never comes.
+                await finish_even_if_cancelled(self._write_turns(group))
         return await done
 
     async def _write_turns(self, group: list[tuple[TurnRecord, Future[TurnOutcome]]]) -> None:
@@ -746,24 +749,6 @@ class Store:
             "muted": False,
         }
         return self._insert_or_skip(User, ["pseudonym"]).values(**values)
-
-
-async def _uncancelled(work: Coroutine[Any, Any, None]) -> None:
-    """Run `work` to its end even if the caller is cancelled meanwhile (then re-raised).
-
-    A group commit settles the outcome of every turn in the group: a writer cancelled
-    halfway (a shutdown) must not leave the others waiting for one that never comes.
-    """
-    task = asyncio.ensure_future(work)
-    cancelled = False
-    while not task.done():
-        try:
-            await asyncio.shield(task)
-        except asyncio.CancelledError:
-            cancelled = True
-    if cancelled:
-        raise asyncio.CancelledError
-    task.result()
 
 
 def _claim(connection: Connection, update_id: int, now: datetime) -> bool:
