@@ -119,7 +119,7 @@ docker-lint: $(VENV)/.installed ## hadolint on the Dockerfile (from the dev lock
 
 # The benchmark needs PostgreSQL for its PostgreSQL runs (BENCH_DATABASE_URL, default the
 # test server); run it on an idle machine, since other work on the CPUs pollutes every figure.
-bench: install train ## load the real bot (SQLite, PostgreSQL, NLU pool, cache); ~10 min; updates README
+bench: install train ## load the real bot (SQLite, PostgreSQL, NLU pool, cache); ~14 min; updates README
 	@$(WITH_MODEL) TEST_DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m bench $(BENCH_ARGS)
 
 bench-quick: install train ## a 2-minute benchmark to check the set-up (SQLite only; README untouched)
