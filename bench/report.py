@@ -53,6 +53,10 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+THROUGHPUT_TARGET_RUN: dict[str, Any] = {"mode": "max", "nlu_servers": 1, "cache_size": 0}
+"""The runs the throughput target judges: flat out, one NLU server, no cache."""
+
+
 def _best_nlu_throughput(results: dict[str, Any]) -> float:
     single = [r for r in results.get("nlu", []) if r["servers"] == 1]
     return max((r["per_second"] for r in single), default=math.nan)
@@ -127,14 +131,7 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         )
     floor = _best_nlu_throughput(results)
     for backend, durability in BACKENDS:
-        run = _scenario(
-            results,
-            backend=backend,
-            durability=durability,
-            mode="max",
-            nlu_servers=1,
-            cache_size=0,
-        )
+        run = _scenario(results, backend=backend, durability=durability, **THROUGHPUT_TARGET_RUN)
         if run is None:
             continue
         own, where = _nlu_alone_beside(run, floor)

@@ -406,10 +406,10 @@ class Store:
         params = {"who": pseudonym} | {f"new_{key}": value for key, value in values.items()}
         # A write first, so that SQLite takes its write lock before reading anything.
         statement = _TOUCH_USER if state is None else _SAVE_USER
-        user = (connection.execute(statement, params)).one_or_none()
+        user = connection.execute(statement, params).one_or_none()
         if user is None:
             connection.execute(self._insert_user_if_missing(pseudonym))
-            user = (connection.execute(statement, params)).one()
+            user = connection.execute(statement, params).one()
         if state is not None:
             assessment = assess(state.risk_signals, in_crisis=user.in_crisis)
             if user.in_crisis != state.in_crisis:
