@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 from pathlib import Path
 from types import TracebackType
@@ -17,6 +18,7 @@ from bot.content.database_provider import DatabaseLibraryProvider
 from bot.content.documents import read_items
 from bot.content.loader import ContentError
 from bot.conversation import Conversation
+from bot.cpus import CorePlan, available_cores, pin_process, plan_cores
 from bot.nlu.client import NLUClient
 from bot.nlu.server import LocalNLUServer, latest_model
 from bot.nlu.supervisor import NLUSupervisor
@@ -34,7 +36,8 @@ async def open_nlu(settings: Settings, stack: contextlib.AsyncExitStack) -> NLUC
     """A client for the servers of `NLU_URL`, or for local Rasa servers run with the stack.
 
     Without `NLU_URL`, `NLU_WORKERS` servers are started on consecutive ports from `NLU_PORT`
-    (sharing one token) and a supervisor restarts any that dies, until the stack closes.
+    (sharing one token), pinned to cores of their own under `CPU_PINNING=auto`, and a
+    supervisor restarts any that dies, until the stack closes.
     """
     servers: list[LocalNLUServer] = []
     if settings.nlu_urls:
@@ -42,6 +45,7 @@ async def open_nlu(settings: Settings, stack: contextlib.AsyncExitStack) -> NLUC
     else:
         model = settings.nlu_model or latest_model(settings.nlu_model_dir)
         token = settings.nlu_auth_token or secrets.token_hex(24)
+        cores = share_cores(settings, stack)
         for index, port in enumerate(settings.local_nlu_ports):
             log_name = "nlu-server.log" if index == 0 else f"nlu-server-{index + 1}.log"
             server = LocalNLUServer(
@@ -52,6 +56,7 @@ async def open_nlu(settings: Settings, stack: contextlib.AsyncExitStack) -> NLUC
                 token=token,
                 log_path=settings.data_dir / log_name,
                 startup_timeout=settings.nlu_startup_timeout_seconds,
+                cores=cores.nlu[index] if cores is not None else None,
             )
             stack.callback(server.stop)
             servers.append(server)
@@ -71,6 +76,29 @@ async def open_nlu(settings: Settings, stack: contextlib.AsyncExitStack) -> NLUC
     with contextlib.suppress(Exception):
         client.model = Path(str((await client.status()).get("model_file", ""))).name or None
     return client
+
+
+def share_cores(settings: Settings, stack: contextlib.AsyncExitStack) -> CorePlan | None:
+    """Pin this process to the bot's cores for as long as the stack is open (`bot.cpus`)."""
+    if settings.cpu_pinning != "auto":
+        return None
+    everything = available_cores()
+    plan = plan_cores(everything, settings.nlu_workers)
+    if plan is None:
+        log.info(
+            "CPU pinning: none (%d NLU server(s) on %d core(s) leave no core for the bot)",
+            settings.nlu_workers,
+            len(everything),
+        )
+        return None
+    pin_process(os.getpid(), plan.bot)
+    stack.callback(pin_process, os.getpid(), everything)
+    log.info(
+        "CPU pinning: the bot on core(s) %s, NLU server(s) on %s (CPU_PINNING=off to stop)",
+        ",".join(map(str, sorted(plan.bot))),
+        ", ".join(",".join(map(str, sorted(cores))) for cores in plan.nlu),
+    )
+    return plan
 
 
 def nlu_client_for(settings: Settings, urls: list[str], token: str) -> NLUClient:

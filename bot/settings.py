@@ -56,6 +56,9 @@ class Settings:
     """Answers of the model kept in memory for repeated texts; 0 turns the cache off."""
     nlu_workers: int = 1
     """How many local NLU servers `make run` starts when `NLU_URL` is unset."""
+    cpu_pinning: str = "auto"
+    """`auto`: each local NLU server gets a core of its own and the bot the others, when the
+    machine has a core left for the bot (`bot.cpus`); `off`: the scheduler decides."""
     nlu_reclassify_seconds: float = 30.0
     """How often messages stored while the NLU was unavailable are classified again."""
     nlu_hang_restart_seconds: float = 60.0
@@ -245,6 +248,7 @@ class Settings:
             ),
             nlu_cache_size=_get(env, "NLU_CACHE_SIZE", defaults.nlu_cache_size, _non_negative_int),
             nlu_workers=_get(env, "NLU_WORKERS", defaults.nlu_workers, _workers),
+            cpu_pinning=_get(env, "CPU_PINNING", defaults.cpu_pinning, _choice("auto", "off")),
             takeover_recheck_seconds=_get(
                 env,
                 "TAKEOVER_RECHECK_SECONDS",

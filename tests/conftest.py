@@ -107,6 +107,14 @@ def counting_commits(database: Database) -> Iterator[CommitCounter]:
         sqlalchemy.event.remove(database.work_engine, "commit", counter)
 
 
+def thread_cores(pid: int) -> dict[int, frozenset[int]]:
+    """The cores each thread of `pid` may run on."""
+    return {
+        int(task.name): frozenset(os.sched_getaffinity(int(task.name)))
+        for task in Path(f"/proc/{pid}/task").iterdir()
+    }
+
+
 def make_settings(tmp: Path, **changes: object) -> Settings:
     base = Settings.from_env(
         {

@@ -122,7 +122,37 @@ def test_targets_compare_the_pipeline_with_the_nlu_servers_own_figures() -> None
     rows = {goal_row[0]: (goal_row[2], goal_row[3]) for goal_row in report.targets(results)}
     assert rows[share][1] == "**missed**"
     table = report.markdown(results)
-    assert "| sqlite | full | 2 | off | 30.0/s offered | 30.0 | 0 of 900 |" in table
+    assert "| sqlite | full | 2 | all, shared | off | 30.0/s offered | 30.0 | 0 of 900 |" in table
+
+
+def test_a_pinned_run_is_judged_by_rasa_alone_where_faster_whole_machine_or_own_core() -> None:
+    pinned = {"bot": [0], "nlu": [[1]]}
+    run = bot_run(
+        mode="max",
+        offered_per_second=None,
+        answered_per_second=90.0,
+        cores=pinned,
+        nlu_alone_per_second=[110.0, 100.0],
+        nlu_alone_pinned_per_second=[95.0, 85.0],
+    )
+    results = {"mode": "full", "machine": report.machine(), "nlu": [], "bot": [run]}
+    (row,) = [r for r in report.targets(results) if r[0].startswith("bot throughput")]
+    assert row[2:] == (
+        "90 / 105 msg/s = 86% (Rasa alone 110 just before, 100 just after on the whole machine, "
+        "95 and 85 on its own core as in the run; judged by the whole machine)",
+        "**missed**",
+    )
+    assert "| sqlite | full | 1 | NLU 1, the rest 0 | off | as fast as possible |" in (
+        report.markdown(results)
+    )
+    # Rasa may be faster on its own core (the load generator is off it): then that is judged.
+    run["nlu_alone_pinned_per_second"] = [110.0, 120.0]
+    (row,) = [r for r in report.targets(results) if r[0].startswith("bot throughput")]
+    assert row[2].startswith("90 / 115 msg/s = 78% ")
+    assert row[2].endswith("judged by the own core)")
+    run["nlu_alone_pinned_per_second"] = [60.0, 62.0]
+    (row,) = [r for r in report.targets(results) if r[0].startswith("bot throughput")]
+    assert row[2].startswith("90 / 105 msg/s = 86% ")
 
 
 def test_the_readme_section_is_replaced_between_its_markers(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.cpus import available_cores
 from bot.nlu.breaker import BreakerState, CircuitBreaker
 from bot.nlu.cache import ParseCache, cache_key
 from bot.nlu.client import NLUClient
@@ -25,7 +26,7 @@ from bot.nlu.server import LocalNLUServer
 from bot.nlu.supervisor import NLUSupervisor
 from bot.nlu.understanding import Understanding
 from bot.settings import PROJECT_ROOT, Settings, SettingsError
-from tests.conftest import BACKENDS, RunningBot, free_port, running_bot
+from tests.conftest import BACKENDS, RunningBot, free_port, running_bot, thread_cores
 
 # --------------------------------------------------------------------------- circuit breaker
 
@@ -237,19 +238,22 @@ FAULT_MESSAGES = [
     "thank you for listening",
 ]
 CRISIS_TEXT = "i want to kill myself"
+VICTIM_CORES = frozenset({max(available_cores())})
 
 
 @pytest.fixture(scope="module")
 async def victim(
     nlu_model: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[LocalNLUServer]:
-    """A Rasa server of these tests alone, since they stop and kill it."""
+    """A Rasa server of these tests alone, since they stop and kill it; on a core of its own,
+    as `CPU_PINNING=auto` starts it, so a restart is seen to pin it again."""
     server = LocalNLUServer(
         python=PROJECT_ROOT / ".venv-nlu" / "bin" / "python",
         model=nlu_model,
         port=free_port(),
         log_path=tmp_path_factory.mktemp("victim") / "nlu-server.log",
         startup_timeout=180,
+        cores=VICTIM_CORES,
     )
     async with server:
         yield server
@@ -404,6 +408,7 @@ async def test_a_killed_local_nlu_server_is_restarted_and_nothing_is_lost(
                 await asyncio.sleep(0.5)
             assert supervisor.restarts == 1
             assert victim.pid not in (None, killed_pid)
+            assert set(thread_cores(victim.pid).values()) == {VICTIM_CORES}
             await assert_classified_when_back(bot, users)
         finally:
             reclassify.cancel()

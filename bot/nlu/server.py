@@ -18,6 +18,8 @@ from types import TracebackType
 
 import aiohttp
 
+from bot.cpus import pin_process
+
 log = logging.getLogger(__name__)
 
 
@@ -50,6 +52,7 @@ class LocalNLUServer:
         token: str | None = None,
         log_path: Path | None = None,
         startup_timeout: float = 120.0,
+        cores: frozenset[int] | None = None,
     ) -> None:
         self.python = python
         self.model = model
@@ -58,6 +61,8 @@ class LocalNLUServer:
         self.token = token or secrets.token_hex(24)
         self.log_path = log_path
         self.startup_timeout = startup_timeout
+        self.cores = cores
+        """The cores the server is pinned to (`bot.cpus`); None: wherever the bot may run."""
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -114,7 +119,7 @@ class LocalNLUServer:
             log_file = self.log_path.open("ab")
         log.info("starting NLU server on %s with %s", self.url, self.model.name)
         try:
-            self._process = subprocess.Popen(  # noqa: ASYNC220, S603 - fixed argv, returns at once
+            process = self._process = subprocess.Popen(  # noqa: ASYNC220, S603 - fixed argv, returns at once
                 self.command(),
                 stdout=log_file if log_file is not None else subprocess.DEVNULL,
                 stderr=subprocess.STDOUT,
@@ -125,7 +130,13 @@ class LocalNLUServer:
         finally:
             if log_file is not None:
                 log_file.close()  # the child keeps its own copy of the descriptor
+        if self.cores is not None:
+            # Pinned before Rasa starts its threads, so they inherit the cores, and once more
+            # when it is ready in case one was started first.
+            pin_process(process.pid, self.cores)
         await self.wait_ready()
+        if self.cores is not None:
+            pin_process(process.pid, self.cores)
 
     async def wait_ready(self) -> None:
         """Poll `/status` (token required, 409 until the model is loaded) until ready."""

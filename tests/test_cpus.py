@@ -1,0 +1,111 @@
+"""Sharing the cores between the bot and its local NLU servers (`CPU_PINNING`, `bot.cpus`)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+from bot.cpus import CorePlan, available_cores, pin_process, plan_cores
+from bot.services import open_nlu, share_cores
+from bot.settings import Settings, SettingsError
+from tests.conftest import free_port, make_settings, thread_cores
+
+
+def test_each_nlu_server_gets_one_of_the_last_cores_and_the_bot_the_rest() -> None:
+    assert plan_cores({0, 1}, 1) == CorePlan(bot=frozenset({0}), nlu=(frozenset({1}),))
+    assert plan_cores([3, 2, 1, 0], 2) == CorePlan(
+        bot=frozenset({0, 1}), nlu=(frozenset({3}), frozenset({2}))
+    )
+    assert plan_cores({4, 6, 9}, 1) == CorePlan(bot=frozenset({4, 6}), nlu=(frozenset({9}),))
+
+
+def test_nothing_is_pinned_when_the_servers_would_leave_the_bot_no_core() -> None:
+    assert plan_cores({0, 1}, 2) is None
+    assert plan_cores({0}, 1) is None
+    assert plan_cores({0, 1, 2}, 0) is None
+
+
+def test_cpu_pinning_takes_auto_or_off_and_nothing_else() -> None:
+    assert Settings.from_env({}).cpu_pinning == "auto"
+    assert Settings.from_env({"CPU_PINNING": "OFF"}).cpu_pinning == "off"
+    with pytest.raises(SettingsError, match="CPU_PINNING"):
+        Settings.from_env({"CPU_PINNING": "yes"})
+
+
+CHILD = """
+import sys, threading, time
+threading.Thread(target=time.sleep, args=(60,), daemon=True).start()
+print("one", flush=True)
+sys.stdin.readline()
+threading.Thread(target=time.sleep, args=(60,), daemon=True).start()
+print("two", flush=True)
+time.sleep(60)
+"""
+
+
+async def test_pinning_a_process_covers_its_running_threads_and_those_it_starts_later() -> None:
+    last = frozenset({max(available_cores())})
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        CHILD,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert child.stdin is not None and child.stdout is not None
+    try:
+        assert (await child.stdout.readline()).strip() == b"one"
+        assert len(thread_cores(child.pid)) == 2
+        pin_process(child.pid, last)
+        child.stdin.write(b"go\n")
+        await child.stdin.drain()
+        assert (await child.stdout.readline()).strip() == b"two"
+        threads = thread_cores(child.pid)
+        assert len(threads) == 3
+        assert set(threads.values()) == {last}
+    finally:
+        child.kill()
+        await child.wait()
+
+
+async def test_share_cores_pins_nothing_when_off_or_when_no_core_would_be_left(
+    tmp_path: Path,
+) -> None:
+    cores = available_cores()
+    before = set(thread_cores(os.getpid()).values())
+    async with contextlib.AsyncExitStack() as stack:
+        assert share_cores(make_settings(tmp_path, cpu_pinning="off"), stack) is None
+        crowded = make_settings(tmp_path, nlu_workers=len(cores))
+        assert share_cores(crowded, stack) is None
+        assert set(thread_cores(os.getpid()).values()) == before
+
+
+@pytest.mark.nlu
+async def test_the_local_nlu_server_runs_on_a_core_of_its_own_and_the_bot_on_the_others(
+    nlu_model: Path, tmp_path: Path
+) -> None:
+    cores = available_cores()
+    plan = plan_cores(cores, 1)
+    assert plan is not None, "this test needs a machine with at least 2 cores"
+    settings = make_settings(
+        tmp_path, nlu_model=nlu_model, nlu_port=free_port(), nlu_health_interval_seconds=0.0
+    )
+    assert settings.nlu_url is None and settings.cpu_pinning == "auto"
+    async with contextlib.AsyncExitStack() as stack:
+        client = await open_nlu(settings, stack)
+        assert (await client.understand("hello")).intent == "greet"
+        (server,) = [
+            child
+            for child in psutil.Process().children()
+            if str(settings.nlu_port) in child.cmdline() and "run" in child.cmdline()
+        ]
+        server_pid = server.pid
+        assert set(thread_cores(server_pid).values()) == {plan.nlu[0]}
+        assert set(thread_cores(os.getpid()).values()) == {plan.bot}
+    assert set(thread_cores(os.getpid()).values()) == {cores}
