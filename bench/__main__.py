@@ -34,7 +34,7 @@ from bench.corpus import load_corpus
 from bench.stats import progress_done
 from bot.cpus import available_cores, pin_process, plan_cores
 from bot.nlu.server import LocalNLUServer, latest_model
-from bot.settings import PROJECT_ROOT, Settings
+from bot.settings import PROJECT_ROOT
 
 ADMIN_URL = os.environ.get(
     "BENCH_DATABASE_URL",
@@ -142,6 +142,12 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             file=sys.stderr,
         )
     texts = load_corpus()
+    everything = available_cores()
+    # The first server starts on its own CPU, as `make run` starts one (TensorFlow sizes its
+    # thread pools by the CPUs it may use when it starts); the pool's runs unpin it later.
+    first = plan_cores(everything, 1) if args.cpu_pinning == "auto" else None
+    if first is not None:
+        pin_process(os.getpid(), first.bot)
     servers = [
         LocalNLUServer(
             python=PROJECT_ROOT / ".venv-nlu" / "bin" / "python",
@@ -150,6 +156,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             token=token,
             log_path=workdir / f"nlu-server-{index + 1}.log",
             startup_timeout=300,
+            cores=first.nlu[0] if first is not None and index == 0 else None,
         )
         for index in range(count)
     ]
@@ -163,7 +170,6 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         urls = [server.url for server in servers]
         pids = [server.pid or 0 for server in servers]
         seconds = 4.0 if args.quick else 10.0
-        everything = available_cores()
 
         def pin(used: int) -> dict[str, Any] | None:
             return share_cores(servers, used, args.cpu_pinning, everything)
@@ -171,13 +177,14 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         async def nlu_alone(clients: int, used: int = 1) -> dict[str, Any]:
             return await nlu_load.throughput(urls[:used], token, texts, clients, seconds)
 
-        async def rasa_alone() -> tuple[float, float | None]:
-            """One server alone: on the whole machine and, when pinned, on its own core."""
-            pin(0)
-            whole = (await nlu_alone(16))["per_second"]
-            if pin(1) is None:
-                return whole, None
-            return whole, (await nlu_alone(16))["per_second"]
+        async def rasa_alone(pinned_first: bool) -> tuple[float, float | None]:
+            """One server alone: on the whole machine and, when pinned, on its own CPU (in
+            either order, so that neither is always the one measured next to the run)."""
+            figures: dict[str, float] = {}
+            for placement in ("pinned", "whole") if pinned_first else ("whole", "pinned"):
+                if pin(1 if placement == "pinned" else 0) is not None or placement == "whole":
+                    figures[placement] = (await nlu_alone(16))["per_second"]
+            return figures["whole"], figures.get("pinned")
 
         progress_done("NLU server alone:")
         pinned = pin(1)
@@ -234,12 +241,12 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                     # The host's speed drifts over minutes (Rasa alone moved between 84 and
                     # 110/s within a quarter of an hour on one machine), so the run that the
                     # throughput target judges is bracketed by Rasa alone, just before and after.
-                    before = await rasa_alone()
+                    before = await rasa_alone(pinned_first=False)
                 cores = pin(item["servers"])
                 result = await run_scenario(scenario, texts, rundir)
                 result["cores"] = cores
                 if target_run:
-                    after = await rasa_alone()
+                    after = await rasa_alone(pinned_first=True)
                     result["nlu_alone_per_second"] = [before[0], after[0]]
                     if before[1] is not None and after[1] is not None:
                         result["nlu_alone_pinned_per_second"] = [before[1], after[1]]
@@ -262,13 +269,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--cpu-pinning",
         choices=("auto", "off"),
-        default=None,
-        help="share the cores as `make run` does (CPU_PINNING, default auto) or not at all",
+        default=os.environ.get("CPU_PINNING", "auto").lower(),
+        help="share the CPUs as `make run` does (default: CPU_PINNING, else auto) or not at all",
     )
     parser.add_argument("--no-readme", action="store_true", help="leave README.md as it is")
     args = parser.parse_args(argv)
     args.workers_given = args.workers is not None
-    args.cpu_pinning = args.cpu_pinning or Settings.from_env().cpu_pinning
+    if args.cpu_pinning not in ("auto", "off"):
+        parser.error("CPU_PINNING must be auto or off")
     args.workers = args.workers or 2
     args.seconds = args.seconds or (8.0 if args.quick else 30.0)
     backends = args.backends or ("sqlite" if args.quick else "sqlite,postgresql")

@@ -53,6 +53,9 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+IMPOSSIBLE_SHARE = 1.05
+INCONCLUSIVE = "inconclusive (above 100%: Rasa alone measured in a slow moment)"
+
 THROUGHPUT_TARGET_RUN: dict[str, Any] = {"mode": "max", "nlu_servers": 1, "cache_size": 0}
 """The runs the throughput target judges: flat out, one NLU server, no cache."""
 
@@ -166,7 +169,11 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 "one NLU server, no cache)",
                 f"≥ {TARGET_THROUGHPUT_SHARE:.0%}",
                 f"{run['answered_per_second']:.0f} / {own:.0f} msg/s = {share:.0%}{where}",
-                verdict(share >= TARGET_THROUGHPUT_SHARE),
+                # The bot cannot outrun the NLU server it waits for: a share clearly above
+                # 100% says Rasa alone was measured in a slow moment, not what it can do.
+                INCONCLUSIVE
+                if share > IMPOSSIBLE_SHARE
+                else verdict(share >= TARGET_THROUGHPUT_SHARE),
             )
         )
     echo = next((run for run in results.get("bot", []) if _is_echo(run)), None)

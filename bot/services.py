@@ -91,7 +91,8 @@ def share_cores(settings: Settings, stack: contextlib.AsyncExitStack) -> CorePla
             len(everything),
         )
         return None
-    pin_process(os.getpid(), plan.bot)
+    if not pin_process(os.getpid(), plan.bot):
+        return None  # refused here (logged): the servers are left unpinned too
     stack.callback(pin_process, os.getpid(), everything)
     log.info(
         "CPU pinning: the bot on core(s) %s, NLU server(s) on %s (CPU_PINNING=off to stop)",

@@ -108,11 +108,12 @@ def counting_commits(database: Database) -> Iterator[CommitCounter]:
 
 
 def thread_cores(pid: int) -> dict[int, frozenset[int]]:
-    """The cores each thread of `pid` may run on."""
-    return {
-        int(task.name): frozenset(os.sched_getaffinity(int(task.name)))
-        for task in Path(f"/proc/{pid}/task").iterdir()
-    }
+    """The CPUs each thread of `pid` may run on (threads that end meanwhile left out)."""
+    cores = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(ProcessLookupError):
+            cores[int(task.name)] = frozenset(os.sched_getaffinity(int(task.name)))
+    return cores
 
 
 def make_settings(tmp: Path, **changes: object) -> Settings:

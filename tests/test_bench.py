@@ -155,6 +155,19 @@ def test_a_pinned_run_is_judged_by_rasa_alone_where_faster_whole_machine_or_own_
     assert row[2].startswith("90 / 105 msg/s = 86% ")
 
 
+def test_a_share_the_bot_cannot_reach_is_reported_as_inconclusive_not_met() -> None:
+    run = bot_run(
+        mode="max", offered_per_second=None, answered_per_second=72.0, nlu_alone_per_second=[62, 52]
+    )
+    results = {"mode": "full", "machine": report.machine(), "nlu": [], "bot": [run]}
+    (row,) = [r for r in report.targets(results) if r[0].startswith("bot throughput")]
+    assert row[2].startswith("72 / 57 msg/s = 126% ")
+    assert row[3] == report.INCONCLUSIVE
+    run["answered_per_second"] = 59.0  # 104%: within the noise of the two measurements
+    (row,) = [r for r in report.targets(results) if r[0].startswith("bot throughput")]
+    assert row[3] == "met"
+
+
 def test_the_readme_section_is_replaced_between_its_markers(tmp_path: Path) -> None:
     readme = tmp_path / "README.md"
     readme.write_text(f"# x\n\n{report.README_START}\nold table\n{report.README_END}\n\nafter\n")

@@ -86,6 +86,26 @@ async def test_share_cores_pins_nothing_when_off_or_when_no_core_would_be_left(
         assert set(thread_cores(os.getpid()).values()) == before
 
 
+def test_a_refused_pinning_is_logged_and_leaves_the_process_as_it_was(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    before = set(thread_cores(os.getpid()).values())
+    assert pin_process(os.getpid(), frozenset({100_000})) is False  # no such CPU: EINVAL
+    assert "CPU pinning of process" in caplog.text
+    assert set(thread_cores(os.getpid()).values()) == before
+
+
+async def test_when_the_bot_cannot_be_pinned_its_nlu_servers_are_not_pinned_either(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # CPUs the kernel refuses, as after a container's cpuset shrank under a running bot.
+    monkeypatch.setattr("bot.services.available_cores", lambda: frozenset({100_000, 100_001}))
+    before = set(thread_cores(os.getpid()).values())
+    async with contextlib.AsyncExitStack() as stack:
+        assert share_cores(make_settings(tmp_path), stack) is None
+    assert set(thread_cores(os.getpid()).values()) == before
+
+
 @pytest.mark.nlu
 async def test_the_local_nlu_server_runs_on_a_core_of_its_own_and_the_bot_on_the_others(
     nlu_model: Path, tmp_path: Path
