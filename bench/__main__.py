@@ -182,8 +182,11 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             either order, so that neither is always the one measured next to the run)."""
             figures: dict[str, float] = {}
             for placement in ("pinned", "whole") if pinned_first else ("whole", "pinned"):
-                if pin(1 if placement == "pinned" else 0) is not None or placement == "whole":
-                    figures[placement] = (await nlu_alone(16))["per_second"]
+                if placement == "whole":
+                    pin(0)
+                elif pin(1) is None:
+                    continue  # pinning is off: there is no own-CPU figure
+                figures[placement] = (await nlu_alone(16))["per_second"]
             return figures["whole"], figures.get("pinned")
 
         progress_done("NLU server alone:")
@@ -234,8 +237,11 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                     telegram_cap=30.0 if item["mode"] == "rate" else 0.0,
                     program="bench.echo_bot" if item["backend"] == ECHO else "bench.harness",
                 )
-                keys = {"mode": item["mode"], "nlu_servers": item["servers"]}
-                keys["cache_size"] = item["cache"]
+                keys = {
+                    "mode": item["mode"],
+                    "nlu_servers": item["servers"],
+                    "cache_size": item["cache"],
+                }
                 target_run = keys == report.THROUGHPUT_TARGET_RUN
                 if target_run:
                     # The host's speed drifts over minutes (Rasa alone moved between 84 and
