@@ -159,7 +159,11 @@ class Services:
 
     async def __aenter__(self) -> Services:
         try:
-            self.database = Database(self.settings.database_url, self.settings.database_durability)
+            self.database = Database(
+                self.settings.database_url,
+                self.settings.database_durability,
+                self.settings.database_pool_size,
+            )
             await self.database.start()
             self._stack.push_async_callback(self.database.close)
             store = resilient_store(self.database, self.settings)

@@ -45,6 +45,7 @@ def test_defaults_need_no_configuration(tmp_path: Path) -> None:
         ("DASHBOARD_SESSION_HOURS", "0"),
         ("DASHBOARD_LOGIN_MAX_FAILURES", "-3"),
         ("DASHBOARD_LOGIN_LOCK_MINUTES", "forever"),
+        ("DATABASE_POOL_SIZE", "0"),
     ],
 )
 def test_a_bad_value_names_the_variable(name: str, value: str) -> None:

@@ -756,3 +756,40 @@ async def test_a_turns_work_that_fails_is_rolled_back_whole(store: Store) -> Non
         await store.database.write(half_done)
     found = await store.find_user("p-rollback")
     assert found is not None and found.country is None
+
+
+async def test_on_postgresql_a_turn_survives_the_server_closing_every_pooled_connection() -> None:
+    """Pooled connections are not pinged before use: one the server closed (a restart, an idle
+    timeout) fails on first use, and the read or write runs again on a new connection."""
+    async with fresh_postgres_database() as url:
+        store = Store(Database(url, pool_size=3))
+        await store.start()
+        admin = create_async_engine(POSTGRES_ADMIN_URL, poolclass=NullPool)
+        database = make_url(url).database
+
+        async def close_every_connection() -> int:
+            async with admin.connect() as connection:
+                closed = await connection.exec_driver_sql(
+                    "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM "
+                    "pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()) AS t",
+                    (database,),
+                )
+                return int(closed.scalar_one())
+
+        try:
+            # Three connections in the pool, all idle.
+            await asyncio.gather(
+                *(store.begin_turn(f"p-{i}", flood_window_seconds=60) for i in range(3))
+            )
+            assert await close_every_connection() == 3
+            outcome = await store.finish_turn(
+                turn_of("p-closed", 9300, UserState("p-closed", country="JO"))
+            )
+            assert not outcome.duplicate
+            assert await close_every_connection() >= 1
+            start = await store.begin_turn("p-closed", flood_window_seconds=60, update_id=9300)
+            assert start.state.country == "JO" and start.answered_before
+            assert len(await store.messages_for("p-closed")) == 2
+        finally:
+            await store.close()
+            await admin.dispose()

@@ -14,6 +14,7 @@ import logging
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -23,11 +24,14 @@ from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+
+from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +77,15 @@ class Database:
     >>> await db.close()
     """
 
-    def __init__(self, url: str, durability: str = "full") -> None:
+    def __init__(
+        self, url: str, durability: str = "full", pool_size: int = Settings.database_pool_size
+    ) -> None:
         if durability not in DURABILITY:
             raise ValueError(f"durability must be one of {', '.join(DURABILITY)}")
+        if pool_size < 1:
+            raise ValueError("the pool size must be at least 1")
         self.durability = durability
+        self.pool_size = pool_size
         try:
             self._url = make_url(url)
         except ArgumentError:
@@ -117,8 +126,7 @@ class Database:
         """
         if self._sqlite is not None:
             return await self._sqlite.read(work)
-        async with self.engine.connect() as connection:
-            return await connection.run_sync(work)
+        return await self._on_fresh_connection(self.engine.connect, work)
 
     async def write(self, work: Callable[[Connection], T]) -> T:
         """Run `work` in one transaction, committed if it returns, rolled back if it raises.
@@ -133,7 +141,31 @@ class Database:
         """
         if self._sqlite is not None:
             return await self._sqlite.write(work)
-        async with self.engine.begin() as connection:
+        return await self._on_fresh_connection(self.engine.begin, work)
+
+    async def _on_fresh_connection(
+        self,
+        open_connection: Callable[[], AbstractAsyncContextManager[AsyncConnection]],
+        work: Callable[[Connection], T],
+    ) -> T:
+        """Run `work` on a pooled connection; once more if that one turned out to be closed.
+
+        Pooled connections are not pinged before use: the ping was a round trip on every
+        checkout (`Settings.database_pool_size` has what both cost).
+        A connection the server closed meanwhile (a restart, an idle timeout) fails on its
+        first statement instead; SQLAlchemy then discards every connection pooled before it,
+        and the work runs again on a new one. A write is rolled back when it fails that way,
+        and a turn's records carry write keys, so running it again stores them once. A
+        database that is really gone fails the second time too, and the error is raised.
+        """
+        try:
+            async with open_connection() as connection:
+                return await connection.run_sync(work)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            log.info("a pooled database connection had been closed by the server: reconnecting")
+        async with open_connection() as connection:
             return await connection.run_sync(work)
 
     def session(self) -> AsyncSession:
@@ -187,7 +219,11 @@ class Database:
         connect_args: dict[str, Any] = {"timeout": _CONNECT_TIMEOUT_SECONDS}
         if self.durability == "fast":
             connect_args["server_settings"] = {"synchronous_commit": "off"}
-        return create_async_engine(self._url, pool_pre_ping=True, connect_args=connect_args)
+        # A fixed pool (no overflow connections opened and closed under load), not pinged
+        # before each use: see `Settings.database_pool_size`.
+        return create_async_engine(
+            self._url, pool_size=self.pool_size, max_overflow=0, connect_args=connect_args
+        )
 
     def _sqlite_engine(self) -> Engine:
         """The same SQLite file on the standard (synchronous) driver, for `read` and `write`."""
