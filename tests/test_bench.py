@@ -217,3 +217,38 @@ async def test_the_monitor_reports_the_machines_cpu_beside_each_process() -> Non
     cores = psutil.cpu_count() or 1
     assert usage["bench"].cpu_percent >= 50
     assert usage["bench"].cpu_percent * 0.8 <= usage["machine"].cpu_percent <= 100 * cores + 1
+
+
+def test_a_run_whose_nlu_calls_failed_misses_its_targets_however_fast_it_looks() -> None:
+    """Timed-out NLU calls are answered at once by the safe fallback: fast, but not the bot
+    the targets are about (256 concurrent updates did this to a fifth of the calls)."""
+    failing = {"parsed": 4300, "unavailable": 1181, "refused_by_breaker": 27}
+    fast = bot_run(
+        mode="max",
+        offered_per_second=None,
+        answered_per_second=120.0,
+        nlu_alone_per_second=[110, 100],
+    )
+    calm = bot_run(pipeline_rest_ms={"p50": 1.0, "p95": 2.0}, reply_latency_ms={"p95": 20.0})
+    results = {"mode": "full", "machine": report.machine(), "nlu": [], "bot": [calm, fast]}
+    rows = {row[0]: row[2:] for row in report.targets(results)}
+    share = "bot throughput / NLU server's own (sqlite, durability full, one NLU server, no cache)"
+    rest = "rest of the pipeline, p95 over the NLU call (sqlite, durability full, 30.0/s)"
+    assert rows[share] == (
+        "120 / 105 msg/s = 114% (Rasa alone 110 just before, 100 just after)",
+        report.INCONCLUSIVE,
+    )
+    assert rows[rest] == ("2.0 ms", "met")
+    fast["nlu_stats"] = failing
+    calm["nlu_stats"] = {"parsed": 900, "unavailable": 3, "refused_by_breaker": 0}
+    rows = {row[0]: row[2:] for row in report.targets(results)}
+    assert rows[share] == (
+        "120 / 105 msg/s = 114% (Rasa alone 110 just before, 100 just after) "
+        "(1181 messages answered without the NLU: its calls failed)",
+        "**missed**",
+    )
+    assert rows[rest] == (
+        "2.0 ms (3 messages answered without the NLU: its calls failed)",
+        "**missed**",
+    )
+    assert rows["bot process peak RSS (all runs)"][1] == "met"
