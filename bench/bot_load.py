@@ -287,12 +287,14 @@ async def run_scenario(
             if scenario.mode == "rate":
                 watcher = asyncio.create_task(_watch_quiet(load, None))
                 await _drive_rate(load, scenario.rate, scenario.seconds)
+                monitor.end_window()
                 watcher.cancel()
                 await _wait_idle(load, drain_seconds)
                 window_end = load.last_reply
                 answered_in_window = load.answered
             else:
                 window_end = await _drive_max(load, scenario.seconds)
+                monitor.end_window()
                 answered_in_window = sum(1 for at in load.reply_times if at <= window_end)
                 await _wait_idle(load, drain_seconds)
             shower.cancel()

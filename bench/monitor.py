@@ -21,7 +21,13 @@ class Usage:
 
 @dataclass
 class Monitor:
-    """Samples RSS every `interval` seconds; CPU is the cpu-time difference over the window."""
+    """Samples RSS every `interval` seconds; CPU is the cpu-time difference over the window.
+
+    The window runs from `start` to `end_window` (or to `stop` if it was never ended): the
+    load generator ends it when it stops driving, so that the wait for the last replies
+    (up to the quiet-user timeout when a user was given up) does not dilute the CPU shares.
+    Peak RSS covers everything up to `stop`.
+    """
 
     pids: dict[str, int]
     interval: float = 0.25
@@ -29,6 +35,7 @@ class Monitor:
     _cpu_start: dict[str, float] = field(default_factory=dict)
     _started: float = 0.0
     _machine_start: tuple[float, float] = (0.0, 0.0)
+    _window: tuple[float, dict[str, float], tuple[float, float]] | None = None
     _task: asyncio.Task[None] | None = None
 
     def _processes(self, pid: int) -> list[psutil.Process]:
@@ -66,19 +73,27 @@ class Monitor:
         self._machine_start = _machine_cpu_seconds()
         self._task = asyncio.create_task(self._run())
 
+    def end_window(self) -> None:
+        """The measured load is over: CPU shares are taken up to now (RSS is still sampled)."""
+        if self._window is None:
+            cpu = {name: self._cpu_seconds(pid) for name, pid in self.pids.items()}
+            self._window = (time.monotonic(), cpu, _machine_cpu_seconds())
+
     async def stop(self) -> dict[str, Usage]:
+        self.end_window()
+        assert self._window is not None
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         self._sample()
-        wall = max(time.monotonic() - self._started, 1e-6)
-        for name, pid in self.pids.items():
+        ended, cpu_at_end, (busy_now, total_now) = self._window
+        wall = max(ended - self._started, 1e-6)
+        for name in self.pids:
             usage = self._usage.setdefault(name, Usage(name))
-            used = self._cpu_seconds(pid) - self._cpu_start.get(name, 0.0)
+            used = cpu_at_end[name] - self._cpu_start.get(name, 0.0)
             usage.cpu_percent = round(100 * used / wall, 1)
             usage.peak_rss_mb = round(usage.peak_rss_mb, 1)
-        busy_now, total_now = _machine_cpu_seconds()
         busy, total = busy_now - self._machine_start[0], total_now - self._machine_start[1]
         cores = psutil.cpu_count() or 1
         self._usage[MACHINE] = Usage(

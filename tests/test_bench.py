@@ -7,6 +7,7 @@ rank, the targets compare the right figures, the README section is replaced in p
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from pathlib import Path
@@ -252,3 +253,18 @@ def test_a_run_whose_nlu_calls_failed_misses_its_targets_however_fast_it_looks()
         "**missed**",
     )
     assert rows["bot process peak RSS (all runs)"][1] == "met"
+
+
+async def test_the_cpu_shares_end_with_the_load_not_with_the_wait_for_the_last_replies() -> None:
+    """The wait after the load (up to the quiet-user timeout) must not dilute the CPU shares:
+    busy for the window, then idle, the process still shows busy."""
+    monitor = Monitor({"bench": os.getpid()}, interval=0.05)
+    monitor.start()
+    deadline = time.monotonic() + 0.4
+    while time.monotonic() < deadline:  # the load: this process busy on one core
+        sum(range(1000))
+    monitor.end_window()
+    await asyncio.sleep(0.8)  # the wait for the last replies: idle, twice as long
+    usage = await monitor.stop()
+    assert usage["bench"].cpu_percent >= 70, "the idle wait after the window was counted"
+    assert usage["bench"].peak_rss_mb > 0
