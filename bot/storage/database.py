@@ -53,6 +53,10 @@ _MIGRATION_LOCK_KEY = 0x44565F6D6967  # "DV_mig"
 
 _CONNECT_TIMEOUT_SECONDS = 10
 
+# Pooled PostgreSQL connections are replaced after this long, before the idle timeouts of
+# common proxies and managed servers close them under the bot (see `_on_fresh_connection`).
+_RECYCLE_SECONDS = 1800
+
 # How hard a commit waits for the disk (`DATABASE_DURABILITY`). "full": every commit is on
 # disk before it returns (SQLite synchronous=FULL, PostgreSQL synchronous_commit=on). "fast":
 # a commit is in the operating system's hands when it returns (SQLite synchronous=NORMAL in
@@ -151,18 +155,29 @@ class Database:
         """Run `work` on a pooled connection; once more if that one turned out to be closed.
 
         Pooled connections are not pinged before use: the ping was a round trip on every
-        checkout (`Settings.database_pool_size` has what both cost).
-        A connection the server closed meanwhile (a restart, an idle timeout) fails on its
-        first statement instead; SQLAlchemy then discards every connection pooled before it,
-        and the work runs again on a new one. A write is rolled back when it fails that way,
-        and a turn's records carry write keys, so running it again stores them once. A
-        database that is really gone fails the second time too, and the error is raised.
+        checkout (`Settings.database_pool_size` has what both cost). A connection the server
+        closed meanwhile (a restart, an idle timeout) fails on a statement of `work` instead;
+        SQLAlchemy then discards every connection pooled before it, nothing was committed, and
+        `work` runs again on a new one. Only then: a connection lost after `work` returned,
+        during the COMMIT, may have committed, and running a turn's write again would find
+        its update claimed and report the turn as a duplicate (its alerts and /forget
+        skipped), so that error is raised, and the write buffer's replay (which knows a
+        claimed update may be its own) takes over. A database that is really gone fails the
+        second attempt too, and that error is raised.
         """
+        finished = False
+
+        def tracked(connection: Connection) -> T:
+            nonlocal finished
+            result = work(connection)
+            finished = True
+            return result
+
         try:
             async with open_connection() as connection:
-                return await connection.run_sync(work)
+                return await connection.run_sync(tracked)
         except DBAPIError as exc:
-            if not exc.connection_invalidated:
+            if finished or not exc.connection_invalidated:
                 raise
             log.info("a pooled database connection had been closed by the server: reconnecting")
         async with open_connection() as connection:
@@ -221,8 +236,15 @@ class Database:
             connect_args["server_settings"] = {"synchronous_commit": "off"}
         # A fixed pool (no overflow connections opened and closed under load), not pinged
         # before each use: see `Settings.database_pool_size`.
+        # Most recently used first (a quiet bot keeps a few connections warm instead of letting
+        # all of them idle out), and none older than `_RECYCLE_SECONDS`.
         return create_async_engine(
-            self._url, pool_size=self.pool_size, max_overflow=0, connect_args=connect_args
+            self._url,
+            pool_size=self.pool_size,
+            max_overflow=0,
+            pool_use_lifo=True,
+            pool_recycle=_RECYCLE_SECONDS,
+            connect_args=connect_args,
         )
 
     def _sqlite_engine(self) -> Engine:
