@@ -32,7 +32,7 @@ from bench import nlu_load, report
 from bench.bot_load import Scenario, run_scenario
 from bench.corpus import load_corpus
 from bench.stats import progress_done
-from bot.cpus import available_cores, pin_process, plan_cores
+from bot.cpus import available_cores, device_interrupts, pin_process, plan_cores
 from bot.nlu.server import LocalNLUServer, latest_model
 from bot.settings import PROJECT_ROOT
 
@@ -82,7 +82,8 @@ def share_cores(
     inherits when it is started: they stand for Telegram, which does not run on the host, so
     they are kept off the NLU servers' cores and charged to the bot's.
     """
-    cores = plan_cores(everything, used) if pinning == "auto" and used else None
+    pinned = pinning == "auto" and used
+    cores = plan_cores(everything, used, device_interrupts()) if pinned else None
     pin_process(os.getpid(), cores.bot if cores else everything)
     for index, server in enumerate(servers):
         if server.pid is not None:
@@ -145,7 +146,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     everything = available_cores()
     # The first server starts on its own CPU, as `make run` starts one (TensorFlow sizes its
     # thread pools by the CPUs it may use when it starts); the pool's runs unpin it later.
-    first = plan_cores(everything, 1) if args.cpu_pinning == "auto" else None
+    first = plan_cores(everything, 1, device_interrupts()) if args.cpu_pinning == "auto" else None
     if first is not None:
         pin_process(os.getpid(), first.bot)
     servers = [

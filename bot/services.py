@@ -18,7 +18,7 @@ from bot.content.database_provider import DatabaseLibraryProvider
 from bot.content.documents import read_items
 from bot.content.loader import ContentError
 from bot.conversation import Conversation
-from bot.cpus import CorePlan, available_cores, pin_process, plan_cores
+from bot.cpus import CorePlan, available_cores, device_interrupts, pin_process, plan_cores
 from bot.nlu.client import NLUClient
 from bot.nlu.server import LocalNLUServer, latest_model
 from bot.nlu.supervisor import NLUSupervisor
@@ -83,7 +83,7 @@ def share_cores(settings: Settings, stack: contextlib.AsyncExitStack) -> CorePla
     if settings.cpu_pinning != "auto":
         return None
     everything = available_cores()
-    plan = plan_cores(everything, settings.nlu_workers)
+    plan = plan_cores(everything, settings.nlu_workers, device_interrupts())
     if plan is None:
         log.info(
             "CPU pinning: none (%d NLU server(s) on %d core(s) leave no core for the bot)",
@@ -95,7 +95,8 @@ def share_cores(settings: Settings, stack: contextlib.AsyncExitStack) -> CorePla
         return None  # refused here (logged): the servers are left unpinned too
     stack.callback(pin_process, os.getpid(), everything)
     log.info(
-        "CPU pinning: the bot on core(s) %s, NLU server(s) on %s (CPU_PINNING=off to stop)",
+        "CPU pinning: the bot on core(s) %s, NLU server(s) on %s (the CPUs serving the fewest "
+        "device interrupts; CPU_PINNING=off to stop)",
         ",".join(map(str, sorted(plan.bot))),
         ", ".join(",".join(map(str, sorted(cores))) for cores in plan.nlu),
     )

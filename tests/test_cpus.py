@@ -11,7 +11,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from bot.cpus import CorePlan, available_cores, pin_process, plan_cores
+from bot.cpus import CorePlan, available_cores, device_interrupts, pin_process, plan_cores
 from bot.services import open_nlu, share_cores
 from bot.settings import Settings, SettingsError
 from tests.conftest import free_port, make_settings, thread_cores
@@ -23,6 +23,51 @@ def test_each_nlu_server_gets_one_of_the_last_cores_and_the_bot_the_rest() -> No
         bot=frozenset({0, 1}), nlu=(frozenset({3}), frozenset({2}))
     )
     assert plan_cores({4, 6, 9}, 1) == CorePlan(bot=frozenset({4, 6}), nlu=(frozenset({9}),))
+
+
+def test_the_nlu_servers_get_the_cores_that_serve_the_fewest_device_interrupts() -> None:
+    # A VM whose disk interrupts CPU 1: the NLU server moves to CPU 0.
+    assert plan_cores({0, 1}, 1, {0: 17_000, 1: 405_000}) == CorePlan(
+        bot=frozenset({1}), nlu=(frozenset({0}),)
+    )
+    # Counted in tenths of the total: CPU 3's 5% is less than a tenth, as quiet as 0 and 2.
+    assert plan_cores({0, 1, 2, 3}, 2, {0: 100, 1: 90_000, 2: 10, 3: 5_000}) == CorePlan(
+        bot=frozenset({0, 1}), nlu=(frozenset({3}), frozenset({2}))
+    )
+    assert plan_cores({0, 1, 2, 3}, 2, {0: 100, 1: 50_000, 2: 10, 3: 40_000}) == CorePlan(
+        bot=frozenset({1, 3}), nlu=(frozenset({2}), frozenset({0}))
+    )
+
+
+def test_a_handful_of_interrupts_either_way_leaves_the_last_core_to_the_nlu_server() -> None:
+    last = CorePlan(bot=frozenset({0}), nlu=(frozenset({1}),))
+    assert plan_cores({0, 1}, 1, {0: 12, 1: 815}) == last  # a fresh machine
+    assert plan_cores({0, 1}, 1, {0: 48_000, 1: 52_000}) == last
+    assert plan_cores({0, 1}, 1, {}) == last
+    assert plan_cores({0, 1}, 1, {5: 1_000}) == last  # a CPU this process may not use
+
+
+PROC_INTERRUPTS = """\
+           CPU0       CPU1
+ 26:          0         15  IO-APIC   4-edge      ttyS0
+ 36:          0     144873 PCI-MSIX-0000:00:02.0   1-edge      virtio1-req.0
+ 39:      14912          0 PCI-MSIX-0000:00:03.0   2-edge      virtio2-output.0
+ 40:          0 PCI-MSIX-0000:00:04.0   0-edge      virtio3-config
+NMI:          0          0   Non-maskable interrupts
+LOC:     152060     176687   Local timer interrupts
+CAL:     170954     130330   Function call interrupts
+ERR:          0
+"""
+
+
+def test_device_interrupts_are_the_numbered_rows_of_proc_interrupts(tmp_path: Path) -> None:
+    table = tmp_path / "interrupts"
+    table.write_text(PROC_INTERRUPTS)
+    assert device_interrupts(table) == {0: 14_912, 1: 144_888}
+    assert device_interrupts(tmp_path / "missing") == {}
+    table.write_text("")
+    assert device_interrupts(table) == {}
+    assert set(device_interrupts()) >= available_cores()  # this machine's own table
 
 
 def test_nothing_is_pinned_when_the_servers_would_leave_the_bot_no_core() -> None:
@@ -111,7 +156,7 @@ async def test_the_local_nlu_server_runs_on_a_core_of_its_own_and_the_bot_on_the
     nlu_model: Path, tmp_path: Path
 ) -> None:
     cores = available_cores()
-    plan = plan_cores(cores, 1)
+    plan = plan_cores(cores, 1, device_interrupts())
     assert plan is not None, "this test needs a machine with at least 2 cores"
     settings = make_settings(
         tmp_path, nlu_model=nlu_model, nlu_port=free_port(), nlu_health_interval_seconds=0.0
