@@ -16,6 +16,7 @@ import contextlib
 import os
 import secrets
 import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -262,6 +263,32 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
+async def stoppable(args: argparse.Namespace) -> dict[str, Any] | None:
+    """`bench`, or None when SIGTERM stopped it.
+
+    The NLU servers run in process groups of their own (so that a Ctrl-C in the terminal
+    reaches the benchmark, which stops them in order): a SIGTERM left to its default would
+    end this process and leave them running. Here it cancels the run instead, and every
+    server, bot and database it started is stopped or dropped on the way out, as on Ctrl-C.
+    """
+    task = asyncio.current_task()
+    assert task is not None
+    terminated = asyncio.Event()
+
+    def terminate() -> None:
+        terminated.set()
+        task.cancel()
+
+    with contextlib.suppress(NotImplementedError):
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, terminate)
+    try:
+        return await bench(args)
+    except asyncio.CancelledError:
+        if terminated.is_set():
+            return None
+        raise  # Ctrl-C: asyncio.run turns it into KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="short runs, SQLite, one NLU server")
@@ -290,7 +317,13 @@ def main(argv: list[str] | None = None) -> int:
     args.backends = [b.strip() for b in backends.split(",") if b.strip()]
     if set(args.backends) - {"sqlite", "postgresql"}:
         parser.error("--backends takes sqlite and/or postgresql")
-    results = asyncio.run(bench(args))
+    results = asyncio.run(stoppable(args))
+    if results is None:
+        print(
+            "benchmark stopped by SIGTERM: its servers are stopped, nothing written",
+            file=sys.stderr,
+        )
+        return 128 + signal.SIGTERM
     # A quick or partial run never replaces the README's table of a full run.
     path = report.write(results, readme=results["mode"] == "full" and not args.no_readme)
     sys.stdout.write(path.read_text())

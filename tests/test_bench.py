@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import psutil
+import pytest
 import yaml
 
 from bench import corpus as corpus_module
@@ -273,3 +276,40 @@ async def test_the_cpu_shares_end_with_the_load_not_with_the_wait_for_the_last_r
     usage = await monitor.stop()
     # Over the whole 1.2 s it would be at most a third of the window's share.
     assert usage["bench"].cpu_percent >= 50, "the idle wait after the window was counted"
+
+
+@pytest.mark.nlu
+async def test_a_benchmark_stopped_by_sigterm_stops_the_nlu_servers_it_started(
+    nlu_model: Path,
+) -> None:
+    bench = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench",
+        "--nlu-only",
+        "--workers",
+        "1",
+        env={**os.environ, "NLU_MODEL": str(nlu_model)},
+        cwd=PROJECT_ROOT,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert bench.stderr is not None
+    try:
+        async with asyncio.timeout(300):
+            while b"ready in" not in (line := await bench.stderr.readline()):
+                assert line, "the benchmark ended before its NLU server was ready"
+        servers = psutil.Process(bench.pid).children(recursive=True)
+        assert any("rasa" in " ".join(server.cmdline()) for server in servers)
+        bench.send_signal(signal.SIGTERM)
+        rest = await asyncio.wait_for(bench.stderr.read(), 60)
+        assert await bench.wait() == 128 + signal.SIGTERM
+        assert b"stopped by SIGTERM" in rest
+        _gone, alive = psutil.wait_procs(servers, timeout=20)
+        for server in alive:
+            server.kill()
+        assert alive == []
+    finally:
+        if bench.returncode is None:
+            bench.kill()
+            await bench.wait()
