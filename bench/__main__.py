@@ -21,7 +21,7 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +75,11 @@ async def database(backend: str, directory: Path) -> AsyncIterator[str]:
 
 
 def share_cores(
-    servers: list[LocalNLUServer], used: int, pinning: str, everything: frozenset[int]
+    servers: list[LocalNLUServer],
+    used: int,
+    pinning: str,
+    everything: frozenset[int],
+    interrupts: Mapping[int, int],
 ) -> dict[str, Any] | None:
     """Pin as `make run` would with `used` local servers (`bot.cpus`), else unpin everything.
 
@@ -84,7 +88,7 @@ def share_cores(
     they are kept off the NLU servers' cores and charged to the bot's.
     """
     pinned = pinning == "auto" and used
-    cores = plan_cores(everything, used, device_interrupts()) if pinned else None
+    cores = plan_cores(everything, used, interrupts) if pinned else None
     pin_process(os.getpid(), cores.bot if cores else everything)
     for index, server in enumerate(servers):
         if server.pid is not None:
@@ -124,7 +128,19 @@ def plan(args: argparse.Namespace, servers: int) -> list[dict[str, Any]]:
 
 
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
+    """`measure` in a scratch directory, removed afterwards unless the run failed (a server
+    that would not start points to its log there)."""
     workdir = Path(tempfile.mkdtemp(prefix="defector-voices-bench-"))
+    try:
+        results = await measure(args, workdir)
+    except asyncio.CancelledError:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    shutil.rmtree(workdir, ignore_errors=True)
+    return results
+
+
+async def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     model = Path(os.environ.get("NLU_MODEL") or latest_model(PROJECT_ROOT / "models"))
     token = secrets.token_hex(16)
     count = 1 if args.quick and not args.workers_given else args.workers
@@ -145,9 +161,12 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         )
     texts = load_corpus()
     everything = available_cores()
+    # Read once: the placement of every run follows the same table (bench's own disk writes
+    # would otherwise move the counts between runs).
+    interrupts = device_interrupts()
     # The first server starts on its own CPU, as `make run` starts one (TensorFlow sizes its
     # thread pools by the CPUs it may use when it starts); the pool's runs unpin it later.
-    first = plan_cores(everything, 1, device_interrupts()) if args.cpu_pinning == "auto" else None
+    first = plan_cores(everything, 1, interrupts) if args.cpu_pinning == "auto" else None
     if first is not None:
         pin_process(os.getpid(), first.bot)
     servers = [
@@ -174,7 +193,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         seconds = 4.0 if args.quick else 10.0
 
         def pin(used: int) -> dict[str, Any] | None:
-            return share_cores(servers, used, args.cpu_pinning, everything)
+            return share_cores(servers, used, args.cpu_pinning, everything, interrupts)
 
         async def nlu_alone(clients: int, used: int = 1) -> dict[str, Any]:
             return await nlu_load.throughput(urls[:used], token, texts, clients, seconds)
@@ -259,7 +278,6 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                     if before[1] is not None and after[1] is not None:
                         result["nlu_alone_pinned_per_second"] = [before[1], after[1]]
                 results["bot"].append(result)
-    shutil.rmtree(workdir, ignore_errors=True)
     return results
 
 
@@ -276,17 +294,22 @@ async def stoppable(args: argparse.Namespace) -> dict[str, Any] | None:
     terminated = asyncio.Event()
 
     def terminate() -> None:
+        if terminated.is_set():
+            return  # already stopping: a second cancel would cut the clean-up short
         terminated.set()
         task.cancel()
 
     with contextlib.suppress(NotImplementedError):
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, terminate)
     try:
-        return await bench(args)
+        results = await bench(args)
     except asyncio.CancelledError:
         if terminated.is_set():
             return None
         raise  # Ctrl-C: asyncio.run turns it into KeyboardInterrupt
+    # A cancel swallowed on the way (a monitor that stops on cancel) must not pass a run cut
+    # short for a finished one.
+    return None if terminated.is_set() else results
 
 
 def main(argv: list[str] | None = None) -> int:

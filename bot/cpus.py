@@ -7,9 +7,9 @@ Intel host, pinned apart, the bot answered about 93 messages a second flat out i
 about 70; on an AMD host, back to back, pinning made no clear difference either way (README,
 "Benchmarks"). `CPU_PINNING=auto` (the default) pins when the bot starts its own NLU servers
 and the machine has a CPU left for the bot once each server has one; otherwise nothing is
-pinned. A "CPU" is a logical one: with hyperthreading, the last CPU may share a physical core
-with the bot's. Only the bot's own processes are pinned; others on the host (PostgreSQL, say)
-still run anywhere.
+pinned. A "CPU" is a logical one: with hyperthreading, a server's CPU may share a physical core
+with one of the bot's. Only the bot's own processes are pinned; others on the host (PostgreSQL,
+say) still run anywhere.
 
 The NLU servers get the CPUs that serve the fewest device interrupts. A VM often routes its
 disk's interrupts to one CPU; every commit's fsync then interrupts whatever runs there. On a
@@ -51,34 +51,41 @@ def plan_cores(
 ) -> CorePlan | None:
     """One CPU for each of `servers` NLU servers, the rest for the bot.
 
-    The servers get the CPUs with the fewest `interrupts` (`device_interrupts`); CPUs within
-    a tenth of all the interrupts (at least 1,000) of the quietest count as equally quiet,
-    and among equals the last CPUs go first. None when that leaves the bot no CPU: with as
-    many servers as CPUs each server is better off free to use the whole machine.
+    The servers get the CPUs with the fewest `interrupts` (`device_interrupts`). Counts are
+    compared in steps of a tenth of the busiest CPU's count (at least 1,000): CPUs in the same
+    step count as equally quiet, and among equals the last CPUs go first. None when that leaves the
+    bot no CPU: with as many servers as CPUs each server is better off free to use the whole
+    machine.
     """
     ordered = sorted(cores)
     if servers < 1 or len(ordered) <= servers:
         return None
     counts = {core: (interrupts or {}).get(core, 0) for core in ordered}
-    margin = max(sum(counts.values()) // 10, 1_000)
-    quietest: list[int] = []
-    for _ in range(servers):
-        floor = min(counts.values())
-        core = max(c for c, count in counts.items() if count < floor + margin)
-        quietest.append(core)
-        del counts[core]
+    margin = max(max(counts.values()) // 10, 1_000)
+    floor = min(counts.values())
+    quietest = sorted(ordered, key=lambda core: ((counts[core] - floor) // margin, -core))
+    quietest = quietest[:servers]
     return CorePlan(
         bot=frozenset(ordered) - frozenset(quietest),
         nlu=tuple(frozenset({core}) for core in quietest),
     )
 
 
+# Numbered rows that every CPU serves for itself on some platforms: timers and inter-processor
+# interrupts (arm64's arch_timer and IPIs, Xen's per-CPU virqs, the PMU). Not a device's.
+PER_CPU_SOURCES = ("timer", "ipi", "arm-pmu", "xen-percpu", "resched", "callfunc")
+
+
 def device_interrupts(path: Path = Path("/proc/interrupts")) -> dict[int, int]:
     """Device interrupts (disks, network cards) each CPU has served since boot.
 
-    The numbered rows of /proc/interrupts; the timer and inter-processor rows (LOC, RES,
-    CAL, ...) are left out: every CPU has those. Empty where the file cannot be read (not
-    Linux, a sandbox), which leaves the choice to the CPUs' numbers.
+    The numbered rows of /proc/interrupts, except the per-CPU timers and inter-processor
+    interrupts some platforms number too (`PER_CPU_SOURCES`); the named rows (LOC, RES, CAL,
+    ...) are left out for the same reason: every CPU has those. The counts are cumulative since
+    boot, so a routing changed since (irqbalance, an operator) shows only once the new CPU's
+    count overtakes the old, and a 32-bit counter may have wrapped: a hint for placement, no
+    more. Empty where the file cannot be read (not Linux, a sandbox), which leaves the choice
+    to the CPUs' numbers.
     """
     try:
         lines = path.read_text(encoding="ascii", errors="replace").splitlines()
@@ -92,7 +99,11 @@ def device_interrupts(path: Path = Path("/proc/interrupts")) -> dict[int, int]:
         label, _, rest = line.partition(":")
         if not label.strip().isdigit():
             continue
-        for cpu, field in zip(cpus, rest.split(), strict=False):
+        fields = rest.split()
+        source = " ".join(fields[len(cpus) :]).lower()
+        if any(name in source for name in PER_CPU_SOURCES):
+            continue
+        for cpu, field in zip(cpus, fields, strict=False):
             if not field.isdigit():
                 break
             counts[cpu] += int(field)

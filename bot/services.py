@@ -83,7 +83,8 @@ def share_cores(settings: Settings, stack: contextlib.AsyncExitStack) -> CorePla
     if settings.cpu_pinning != "auto":
         return None
     everything = available_cores()
-    plan = plan_cores(everything, settings.nlu_workers, device_interrupts())
+    interrupts = device_interrupts()
+    plan = plan_cores(everything, settings.nlu_workers, interrupts)
     if plan is None:
         log.info(
             "CPU pinning: none (%d NLU server(s) on %d core(s) leave no core for the bot)",
@@ -95,10 +96,12 @@ def share_cores(settings: Settings, stack: contextlib.AsyncExitStack) -> CorePla
         return None  # refused here (logged): the servers are left unpinned too
     stack.callback(pin_process, os.getpid(), everything)
     log.info(
-        "CPU pinning: the bot on core(s) %s, NLU server(s) on %s (the CPUs serving the fewest "
-        "device interrupts; CPU_PINNING=off to stop)",
+        "CPU pinning: the bot on core(s) %s, NLU server(s) on %s (%s; CPU_PINNING=off to stop)",
         ",".join(map(str, sorted(plan.bot))),
         ", ".join(",".join(map(str, sorted(cores))) for cores in plan.nlu),
+        "the CPUs serving the fewest device interrupts"
+        if interrupts
+        else "the last CPUs: /proc/interrupts could not be read",
     )
     return plan
 

@@ -8,6 +8,7 @@ rank, the targets compare the right figures, the README section is replaced in p
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -280,7 +281,7 @@ async def test_the_cpu_shares_end_with_the_load_not_with_the_wait_for_the_last_r
 
 @pytest.mark.nlu
 async def test_a_benchmark_stopped_by_sigterm_stops_the_nlu_servers_it_started(
-    nlu_model: Path,
+    nlu_model: Path, tmp_path: Path
 ) -> None:
     bench = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -289,27 +290,32 @@ async def test_a_benchmark_stopped_by_sigterm_stops_the_nlu_servers_it_started(
         "--nlu-only",
         "--workers",
         "1",
-        env={**os.environ, "NLU_MODEL": str(nlu_model)},
+        env={**os.environ, "NLU_MODEL": str(nlu_model), "TMPDIR": str(tmp_path)},
         cwd=PROJECT_ROOT,
-        stdout=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    assert bench.stderr is not None
+    assert bench.stdout is not None and bench.stderr is not None
+    servers: list[psutil.Process] = []
     try:
         async with asyncio.timeout(300):
             while b"ready in" not in (line := await bench.stderr.readline()):
                 assert line, "the benchmark ended before its NLU server was ready"
         servers = psutil.Process(bench.pid).children(recursive=True)
         assert any("rasa" in " ".join(server.cmdline()) for server in servers)
+        assert list(tmp_path.glob("defector-voices-bench-*")), "no scratch directory"
         bench.send_signal(signal.SIGTERM)
         rest = await asyncio.wait_for(bench.stderr.read(), 60)
         assert await bench.wait() == 128 + signal.SIGTERM
         assert b"stopped by SIGTERM" in rest
+        assert await bench.stdout.read() == b"", "a stopped run printed results"
+        assert list(tmp_path.glob("defector-voices-bench-*")) == []
         _gone, alive = psutil.wait_procs(servers, timeout=20)
-        for server in alive:
-            server.kill()
         assert alive == []
     finally:
+        for server in servers:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                server.kill()
         if bench.returncode is None:
             bench.kill()
             await bench.wait()
