@@ -183,7 +183,8 @@ class Conversation:
 
         A text's read runs while the NLU server classifies it: the reply waits for the
         slower of the two, not for both (an update answered before costs a wasted
-        classification, which is rare).
+        classification, which is rare). The NLU request goes out first: it is the slower,
+        and the read's own set-up would otherwise delay it.
         """
         read_at = time.monotonic()
         begin = self.store.begin_turn(
@@ -195,7 +196,7 @@ class Conversation:
         truncated = False
         if isinstance(incoming, TextIn):
             text, truncated = clean_user_text(incoming.text, self.settings.max_message_chars)
-            start, understanding = await asyncio.gather(begin, self._understand(text))
+            understanding, start = await asyncio.gather(self._understand(text), begin)
         else:
             start = await begin
         if start.answered_before and not recovered:

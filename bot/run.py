@@ -14,6 +14,7 @@ import sys
 from collections.abc import AsyncIterator
 
 from bot.dashboard.serve import serving_dashboard
+from bot.heap import freeze_start_up_objects
 from bot.listener.app import Listener, build_listener_app
 from bot.listener.health import Dependencies
 from bot.listener.webhook import WebhookReceiver
@@ -73,6 +74,7 @@ async def run(settings: Settings) -> int:
         unanswered = asyncio.create_task(
             services.conversation.escalation.unanswered_loop(settings.escalation_check_seconds)
         )
+        freeze_start_up_objects()
         try:
             if settings.telegram_bot_token and settings.bot_mode == "webhook":
                 sys.stdout.write(WEBHOOK_INTRO.format(port=settings.effective_listen_port))
@@ -171,6 +173,7 @@ async def run_dashboard(settings: Settings) -> int:
         Services(settings) as services,
         serving_dashboard(settings, services),
     ):
+        freeze_start_up_objects()
         sys.stdout.write(DASHBOARD_ONLY_INTRO.format(url=settings.dashboard_url))
         sys.stdout.flush()
         await stop.wait()
