@@ -84,8 +84,12 @@ class Monitor:
         assert self._window is not None
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await self._task
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise  # the caller was cancelled meanwhile (SIGTERM): not ours to swallow
         self._sample()
         ended, cpu_at_end, (busy_now, total_now) = self._window
         wall = max(ended - self._started, 1e-6)

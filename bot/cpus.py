@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,8 +73,9 @@ def plan_cores(
 
 
 # Numbered rows that every CPU serves for itself on some platforms: timers and inter-processor
-# interrupts (arm64's arch_timer and IPIs, Xen's per-CPU virqs, the PMU). Not a device's.
-PER_CPU_SOURCES = ("timer", "ipi", "arm-pmu", "xen-percpu", "resched", "callfunc")
+# interrupts (arm64's arch_timer and IPIs, Xen's per-CPU virqs, the PMU). Not a device's; "ipi"
+# only as a word of its own, not inside a device's name ("mipi-dsi").
+PER_CPU_SOURCES = re.compile(r"timer|(?<![a-z])ipi|arm-pmu|xen-percpu|resched|callfunc")
 
 
 def device_interrupts(path: Path = Path("/proc/interrupts")) -> dict[int, int]:
@@ -101,7 +103,7 @@ def device_interrupts(path: Path = Path("/proc/interrupts")) -> dict[int, int]:
             continue
         fields = rest.split()
         source = " ".join(fields[len(cpus) :]).lower()
-        if any(name in source for name in PER_CPU_SOURCES):
+        if PER_CPU_SOURCES.search(source):
             continue
         for cpu, field in zip(cpus, fields, strict=False):
             if not field.isdigit():

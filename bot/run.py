@@ -11,7 +11,7 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from bot.dashboard.serve import serving_dashboard
 from bot.heap import freeze_start_up_objects
@@ -74,12 +74,11 @@ async def run(settings: Settings) -> int:
         unanswered = asyncio.create_task(
             services.conversation.escalation.unanswered_loop(settings.escalation_check_seconds)
         )
-        freeze_start_up_objects()
         try:
             if settings.telegram_bot_token and settings.bot_mode == "webhook":
                 sys.stdout.write(WEBHOOK_INTRO.format(port=settings.effective_listen_port))
                 sys.stdout.flush()
-                await serve_webhook(settings, services, stop)
+                await serve_webhook(settings, services, stop, freeze_start_up_objects)
             elif settings.telegram_bot_token:
                 journal = UpdateJournal(settings.update_journal_path)
                 front_end = FrontEnd(services.conversation, settings.pseudonym_secret, journal)
@@ -87,10 +86,17 @@ async def run(settings: Settings) -> int:
                 sys.stdout.write(INTRO_WITH_TELEGRAM.format(url=settings.dashboard_url))
                 sys.stdout.flush()
                 async with listening(settings, services):
-                    await run_polling(application, services.library.current(), stop, journal)
+                    await run_polling(
+                        application,
+                        services.library.current(),
+                        stop,
+                        journal,
+                        on_started=freeze_start_up_objects,
+                    )
             else:
                 sys.stdout.write(NOT_CONNECTED_INTRO.format(url=settings.dashboard_url))
                 sys.stdout.flush()
+                freeze_start_up_objects()
                 await stop.wait()
         finally:
             for job in (retention, reclassify, unanswered):
@@ -138,8 +144,16 @@ async def listening(
         await listener.stop()
 
 
-async def serve_webhook(settings: Settings, services: Services, stop: asyncio.Event) -> None:
+async def serve_webhook(
+    settings: Settings,
+    services: Services,
+    stop: asyncio.Event,
+    on_started: Callable[[], object] | None = None,
+) -> None:
     """Listen for Telegram's posts until `stop`, then finish the turns already acknowledged.
+
+    `on_started` is called once the webhook is registered (`python -m bot run` freezes
+    start-up's objects there, `bot.heap`; the tests, which run it in their own process, do not).
 
     The webhook stays registered at shutdown: other replicas keep serving it, and Telegram
     keeps updates for a replica that restarts.
@@ -156,6 +170,8 @@ async def serve_webhook(settings: Settings, services: Services, stop: asyncio.Ev
             await application.start()
             async with listening(settings, services, receiver):
                 await register_webhook(application, services.library.current(), settings)
+                if on_started is not None:
+                    on_started()
                 await stop.wait()
             await receiver.drain(DRAIN_SECONDS)
             await application.stop()

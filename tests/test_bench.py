@@ -279,6 +279,23 @@ async def test_the_cpu_shares_end_with_the_load_not_with_the_wait_for_the_last_r
     assert usage["bench"].cpu_percent >= 50, "the idle wait after the window was counted"
 
 
+async def test_a_cancel_arriving_while_the_monitor_stops_is_passed_on_not_swallowed() -> None:
+    """A SIGTERM cancels the benchmark's task; if that lands while the monitor waits for its
+    sampler to stop, the benchmark must still stop, not run its remaining scenarios."""
+    monitor = Monitor({"bench": os.getpid()}, interval=0.05)
+    monitor.start()
+    stopping = asyncio.create_task(monitor.stop())
+    await asyncio.sleep(0)  # `stop` now waits for the cancelled sampler
+    stopping.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await stopping
+    # Stopped on its own, the monitor still swallows its sampler's cancel.
+    monitor = Monitor({"bench": os.getpid()}, interval=0.05)
+    monitor.start()
+    await asyncio.sleep(0.1)
+    assert "bench" in await monitor.stop()
+
+
 @pytest.mark.nlu
 async def test_a_benchmark_stopped_by_sigterm_stops_the_nlu_servers_it_started(
     nlu_model: Path, tmp_path: Path

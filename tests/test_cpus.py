@@ -80,6 +80,7 @@ ARM64_INTERRUPTS = """\
  12:       1024       1001        998     GICv3  23 Level     arm-pmu
  47:          0      50213          0     GICv3  65 Level     virtio0
  48:       7300          0          0     GICv3  66 Level     eth0
+ 49:          0          0        420     GICv3  67 Level     ff960000.mipi-dsi
 IPI0:     30123      29876      31000       Rescheduling interrupts
 """
 
@@ -98,7 +99,7 @@ def test_device_interrupts_are_the_numbered_rows_of_proc_interrupts(tmp_path: Pa
 def test_per_cpu_timers_and_ipis_are_no_device_interrupts(tmp_path: Path) -> None:
     table = tmp_path / "interrupts"
     table.write_text(ARM64_INTERRUPTS)
-    assert device_interrupts(table) == {0: 7_300, 1: 50_213, 2: 0}
+    assert device_interrupts(table) == {0: 7_300, 1: 50_213, 2: 420}
 
 
 def test_the_columns_follow_the_cpu_numbers_of_the_header_even_with_gaps(tmp_path: Path) -> None:

@@ -15,8 +15,14 @@ class Node:
 
 def test_start_up_objects_are_left_out_of_full_collections_and_later_garbage_is_not() -> None:
     start_up = [Node() for _ in range(5_000)]
+    # Start-up's own garbage is collected first, not frozen for good.
+    left_over, its_partner = Node(), Node()
+    left_over.partner, its_partner.partner = its_partner, left_over
+    left_over_gone = weakref.ref(left_over)
+    del left_over, its_partner
     try:
         assert freeze_start_up_objects() >= len(start_up)
+        assert left_over_gone() is None
         full_pass = {id(obj) for obj in gc.get_objects(generation=2)}
         assert not any(id(node) in full_pass for node in start_up)
         # A cycle made after start-up is still found and freed.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from telegram import BotCommand, Update
 from telegram.ext import AIORateLimiter, Application
@@ -87,10 +88,12 @@ async def run_polling(
     library: Library,
     stop: asyncio.Event,
     journal: UpdateJournal | None = None,
+    on_started: Callable[[], object] | None = None,
 ) -> None:
     """Poll until `stop` is set, then shut down cleanly (pending updates are confirmed).
 
     With an update journal, the updates a killed run left unanswered are queued first.
+    `on_started` is called once polling has started.
     """
     async with application:
         if journal is not None:
@@ -103,6 +106,8 @@ async def run_polling(
         )
         me = application.bot.username
         log.info("bot @%s is polling for updates", me)
+        if on_started is not None:
+            on_started()
         try:
             await stop.wait()
         finally:
