@@ -826,3 +826,26 @@ async def test_on_postgresql_work_whose_commit_was_cut_off_is_not_run_again() ->
             assert runs == 2
         finally:
             await database.close()
+
+
+async def test_on_postgresql_a_read_opens_no_transaction_and_a_write_does() -> None:
+    """Reads run in autocommit (one round trip per statement, no BEGIN and ROLLBACK): each
+    statement of a read is its own transaction, while a write's statements share one."""
+    async with fresh_postgres_database() as url:
+        database = Database(url, pool_size=1)
+        await database.start()
+
+        def first_statement_and_transaction_start(
+            connection: Connection,
+        ) -> tuple[datetime, datetime]:
+            first = connection.exec_driver_sql("SELECT statement_timestamp()").scalar_one()
+            started = connection.exec_driver_sql("SELECT transaction_timestamp()").scalar_one()
+            return first, started
+
+        try:
+            first, started = await database.read(first_statement_and_transaction_start)
+            assert started > first, "the second statement began a transaction of its own"
+            first, started = await database.write(first_statement_and_transaction_start)
+            assert started <= first, "both statements ran in the write's one transaction"
+        finally:
+            await database.close()

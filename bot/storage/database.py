@@ -97,6 +97,7 @@ class Database:
         if self._url.get_backend_name() not in ("sqlite", "postgresql"):
             raise ValueError(f"{self.url}: use sqlite+aiosqlite:// or postgresql+asyncpg://")
         self._engine: AsyncEngine | None = None
+        self._reader: AsyncEngine | None = None
         self._sessions: async_sessionmaker[AsyncSession] | None = None
         self._sqlite: _SQLiteLanes | None = None
 
@@ -130,7 +131,9 @@ class Database:
         """
         if self._sqlite is not None:
             return await self._sqlite.read(work)
-        return await self._on_fresh_connection(self.engine.connect, work)
+        if self._reader is None:
+            raise RuntimeError("Database.start() has not been called")
+        return await self._on_fresh_connection(self._reader.connect, work)
 
     async def write(self, work: Callable[[Connection], T]) -> T:
         """Run `work` in one transaction, committed if it returns, rolled back if it raises.
@@ -209,6 +212,11 @@ class Database:
             await engine.dispose()
             raise StorageUnavailable(f"cannot migrate the database at {self.url}: {exc}") from exc
         self._engine = engine
+        # Reads run in autocommit: one round trip per statement instead of three (BEGIN, the
+        # statement, ROLLBACK), and what each statement sees is what it sees in a transaction
+        # at PostgreSQL's READ COMMITTED. Every round trip wakes the server's process, which
+        # on a small virtual machine costs the bot's core a quarter of a millisecond.
+        self._reader = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
         if self.dialect == "sqlite" and self._sqlite_file() is not None:
             self._sqlite = _SQLiteLanes(self._sqlite_engine())
@@ -218,6 +226,7 @@ class Database:
         # Detached first: whatever comes after, even a cancellation, finds the database closed.
         lanes, engine = self._sqlite, self._engine
         self._sqlite, self._engine, self._sessions = None, None, None
+        self._reader = None
         try:
             if lanes is not None:
                 await lanes.close()
