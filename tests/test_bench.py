@@ -279,6 +279,36 @@ async def test_the_cpu_shares_end_with_the_load_not_with_the_wait_for_the_last_r
     assert usage["bench"].cpu_percent >= 50, "the idle wait after the window was counted"
 
 
+async def test_the_monitor_lists_process_trees_seldom_and_still_sees_a_new_child(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Listing descendants scans all of /proc, a burst of CPU on the bot's cores: once per
+    `tree_refresh`, not once per sample; a child started meanwhile is counted after that."""
+    listings = 0
+    children = psutil.Process.children
+
+    def counted(self: psutil.Process, recursive: bool = False) -> list[psutil.Process]:
+        nonlocal listings
+        listings += 1
+        return children(self, recursive=recursive)
+
+    monkeypatch.setattr(psutil.Process, "children", counted)
+    monitor = Monitor({"bench": os.getpid()}, interval=0.01, tree_refresh=1.0)
+    monitor.start()
+    child = await asyncio.create_subprocess_exec(sys.executable, "-c", "import time; time.sleep(5)")
+    try:
+        await asyncio.sleep(0.3)  # about 30 samples
+        assert listings == 1, "one listing at the start, none per sample"
+        assert child.pid not in {p.pid for p in monitor._processes(os.getpid())}
+        await asyncio.sleep(0.9)  # past tree_refresh: listed again
+        assert listings == 2
+        assert child.pid in {p.pid for p in monitor._processes(os.getpid())}
+    finally:
+        child.kill()
+        await child.wait()
+        await monitor.stop()
+
+
 async def test_a_cancel_arriving_while_the_monitor_stops_is_passed_on_not_swallowed() -> None:
     """A SIGTERM cancels the benchmark's task; if that lands while the monitor waits for its
     sampler to stop, the benchmark must still stop, not run its remaining scenarios."""
