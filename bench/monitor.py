@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import psutil
 
@@ -17,6 +18,9 @@ class Usage:
     name: str
     peak_rss_mb: float = 0.0
     cpu_percent: float = 0.0  # of one core, averaged over the window (200 = two cores busy)
+    # The whole machine's entry only: what the host did to every process in the window.
+    major_faults: int = 0  # pages read back from disk (e.g. after the host's memory reclaim)
+    steal_percent: float = 0.0  # of one core: time the hypervisor gave our vCPUs to others
 
 
 @dataclass
@@ -41,8 +45,10 @@ class Monitor:
     _usage: dict[str, Usage] = field(default_factory=dict)
     _cpu_start: dict[str, float] = field(default_factory=dict)
     _started: float = 0.0
+    vmstat: Path = Path("/proc/vmstat")
     _machine_start: tuple[float, float] = (0.0, 0.0)
-    _window: tuple[float, dict[str, float], tuple[float, float]] | None = None
+    _host_start: tuple[int, float] = (0, 0.0)
+    _window: tuple[float, dict[str, float], tuple[float, float], tuple[int, float]] | None = None
     _task: asyncio.Task[None] | None = None
     _trees: dict[int, tuple[float, list[psutil.Process]]] = field(default_factory=dict)
 
@@ -86,13 +92,19 @@ class Monitor:
         self._started = time.monotonic()
         self._cpu_start = {name: self._cpu_seconds(pid) for name, pid in self.pids.items()}
         self._machine_start = _machine_cpu_seconds()
+        self._host_start = _host_counters(self.vmstat)
         self._task = asyncio.create_task(self._run())
 
     def end_window(self) -> None:
         """The measured load is over: CPU shares are taken up to now (RSS is still sampled)."""
         if self._window is None:
             cpu = {name: self._cpu_seconds(pid) for name, pid in self.pids.items()}
-            self._window = (time.monotonic(), cpu, _machine_cpu_seconds())
+            self._window = (
+                time.monotonic(),
+                cpu,
+                _machine_cpu_seconds(),
+                _host_counters(self.vmstat),
+            )
 
     async def stop(self) -> dict[str, Usage]:
         self.end_window()
@@ -106,7 +118,7 @@ class Monitor:
                 if current is not None and current.cancelling():
                     raise  # the caller was cancelled meanwhile (SIGTERM): not ours to swallow
         self._sample()
-        ended, cpu_at_end, (busy_now, total_now) = self._window
+        ended, cpu_at_end, (busy_now, total_now), (faults_now, steal_now) = self._window
         wall = max(ended - self._started, 1e-6)
         for name in self.pids:
             usage = self._usage.setdefault(name, Usage(name))
@@ -116,7 +128,10 @@ class Monitor:
         busy, total = busy_now - self._machine_start[0], total_now - self._machine_start[1]
         cores = psutil.cpu_count() or 1
         self._usage[MACHINE] = Usage(
-            MACHINE, cpu_percent=round(100 * cores * busy / total, 1) if total else 0.0
+            MACHINE,
+            cpu_percent=round(100 * cores * busy / total, 1) if total else 0.0,
+            major_faults=max(faults_now - self._host_start[0], 0),
+            steal_percent=round(100 * (steal_now - self._host_start[1]) / wall, 1),
         )
         return dict(self._usage)
 
@@ -132,3 +147,20 @@ def _machine_cpu_seconds() -> tuple[float, float]:
     idle = times.idle + getattr(times, "iowait", 0.0)
     total = sum(times)
     return total - idle, total
+
+
+def _host_counters(vmstat: Path) -> tuple[int, float]:
+    """Major page faults of the whole machine and its vCPUs' steal time, since boot.
+
+    Both stall a run from outside: a major fault waits for the disk (this kind of VM pages
+    out memory idle for a minute, so a run can find its own pages gone), and steal is time
+    the hypervisor ran someone else. Zero where the kernel does not say (not Linux).
+    """
+    faults = 0
+    with contextlib.suppress(OSError, ValueError):
+        for line in vmstat.read_text().splitlines():
+            name, _, value = line.partition(" ")
+            if name == "pgmajfault":
+                faults = int(value)
+                break
+    return faults, float(getattr(psutil.cpu_times(), "steal", 0.0))

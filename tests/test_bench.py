@@ -224,6 +224,64 @@ async def test_the_monitor_reports_the_machines_cpu_beside_each_process() -> Non
     assert usage["bench"].cpu_percent * 0.8 <= usage["machine"].cpu_percent <= 100 * cores + 1
 
 
+async def test_the_monitor_counts_the_hosts_major_page_faults_over_its_window_only(
+    tmp_path: Path,
+) -> None:
+    """A run stalled by the host's memory reclaim must say so: faults taken in the window."""
+    vmstat = tmp_path / "vmstat"
+    vmstat.write_text("pgpgin 5\npgmajfault 100\npgmajfault_s 1\n")
+    monitor = Monitor({"bench": os.getpid()}, interval=0.05, vmstat=vmstat)
+    monitor.start()
+    vmstat.write_text("pgpgin 9\npgmajfault 384\npgmajfault_s 1\n")
+    monitor.end_window()
+    vmstat.write_text("pgmajfault 999\n")  # after the window: not the run's
+    usage = await monitor.stop()
+    assert usage["machine"].major_faults == 284
+    assert usage["machine"].steal_percent >= 0.0
+    assert usage["bench"].major_faults == 0
+
+
+async def test_the_monitor_reads_no_major_faults_where_the_kernel_does_not_say(
+    tmp_path: Path,
+) -> None:
+    monitor = Monitor({"bench": os.getpid()}, interval=0.05, vmstat=tmp_path / "missing")
+    monitor.start()
+    assert (await monitor.stop())["machine"].major_faults == 0
+
+
+def test_a_latency_row_says_what_the_host_did_when_it_was_enough_to_stall_the_run() -> None:
+    def rows(machine: dict[str, Any]) -> dict[str, str]:
+        run = bot_run(
+            usage={"bot": {"peak_rss_mb": 120.0, "cpu_percent": 50.0}, "machine": machine}
+        )
+        results = {"mode": "full", "machine": report.machine(), "nlu": [], "bot": [run]}
+        return {name: measured for name, _, measured, _ in report.targets(results)}
+
+    stalled = rows({"cpu_percent": 90.0, "major_faults": 284, "steal_percent": 3.0})
+    rest = next(v for k, v in stalled.items() if k.startswith("rest of the pipeline"))
+    reply = next(v for k, v in stalled.items() if k.startswith("reply latency"))
+    assert rest == "6.0 ms (host: 284 major page faults, steal 3.0% of a core)"
+    assert reply.endswith("(host: 284 major page faults, steal 3.0% of a core)")
+    stolen = rows({"cpu_percent": 90.0, "major_faults": 0, "steal_percent": 48.0})
+    assert any("steal 48.0% of a core" in v for v in stolen.values())
+    calm = rows({"cpu_percent": 90.0, "major_faults": 12, "steal_percent": 2.0})
+    assert not any("host:" in v for v in calm.values())
+    results = {
+        "mode": "full",
+        "machine": report.machine(),
+        "nlu": [],
+        "bot": [
+            bot_run(
+                usage={
+                    "bot": {"peak_rss_mb": 120.0, "cpu_percent": 50.0},
+                    "machine": {"cpu_percent": 90.0, "major_faults": 284, "steal_percent": 3.0},
+                }
+            )
+        ],
+    }
+    assert "| 90.0% | 3.0% / 284 |" in report.markdown(results)
+
+
 def test_a_run_whose_nlu_calls_failed_misses_its_targets_however_fast_it_looks() -> None:
     """Timed-out NLU calls are answered at once by the safe fallback: fast, but not the bot
     the targets are about (256 concurrent updates did this to a fifth of the calls)."""
