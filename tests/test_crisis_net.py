@@ -43,6 +43,8 @@ from bot.safety.crisis_net import detect_crisis, normalise
         "i swallowed too many tablets",
         "took a bunch of my dads sleeping tablets",
         "i think i overdosed",
+        "i want to die of this pain",
+        "that movie was so bad i wanted to die lol",  # hyperbole or a mask: crisis comes first
     ],
 )
 def test_explicit_self_harm_is_caught(text: str) -> None:
@@ -96,6 +98,8 @@ def test_explicit_violence_is_caught(text: str) -> None:
         "my dad got a gun licence for hunting",
         "i dont want to be a burden to my parents",
         "you better watch your back on that bike, the roads are icy",
+        "literally want to die of embarrassment, i waved at a guy who wasnt waving at me",
+        "i wanna die from laughter at this meme",
         "",
     ],
 )

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 _I = r"(?:i|im|i'm|i am|ive|i've|me|my self|myself|i'll|ill|i will|i wanna|i want to|i need to)"
 
+_NOT_IDIOM = r"(?!\s+(?:of|from)\s+(?:embarrassment|shame|cringe|laughter|laughing|boredom))"
+
 _SELF_HARM = [
     r"\b(?:kill|killing|hurt|hurting|cut|cutting|harm|harming)\s+(?:my ?self|myself|meself)\b",
     r"\bk+i+l+l+\s*m+y+\s*s+e+l+f+\b",
@@ -23,8 +25,9 @@ _SELF_HARM = [
     # "suicide bomber" is talk about violence, not the speaker's own crisis.
     r"\bsuicid(?:e|al)\b(?!\s*(?:bomb|attack|vest|mission|operation))",
     r"\b(?:end|ending|take|taking)\s+(?:it all|my (?:own )?life|my life|everything)\b",
-    r"\bwant(?:s|ed)?\s+(?:to\s+)?(?:die|be dead|disappear forever|not exist)\b",
-    r"\bwanna\s+(?:die|be dead)\b",
+    # Not the idioms: "i want to die of embarrassment" is a cringe, not a crisis.
+    r"\bwant(?:s|ed)?\s+(?:to\s+)?(?:die|be dead|disappear forever|not exist)\b" + _NOT_IDIOM,
+    r"\bwanna\s+(?:die|be dead)\b" + _NOT_IDIOM,
     r"\b(?:wish|wishing)\s+(?:i|id|i'd|i was|i were)\s*(?:was |were |be |had )?"
     r"(?:dead|never born)\b",
     r"\bdon'?t\s+want\s+to\s+(?:live|be alive|wake up|exist)\b",
