@@ -7,6 +7,7 @@ import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import psutil
 
@@ -46,9 +47,10 @@ class Monitor:
     _cpu_start: dict[str, float] = field(default_factory=dict)
     _started: float = 0.0
     vmstat: Path = Path("/proc/vmstat")
-    _machine_start: tuple[float, float] = (0.0, 0.0)
-    _host_start: tuple[int, float] = (0, 0.0)
-    _window: tuple[float, dict[str, float], tuple[float, float], tuple[int, float]] | None = None
+    _machine_start: MachineCounters = field(
+        default_factory=lambda: MachineCounters(0.0, 0.0, 0.0, 0)
+    )
+    _window: tuple[float, dict[str, float], MachineCounters] | None = None
     _task: asyncio.Task[None] | None = None
     _trees: dict[int, tuple[float, list[psutil.Process]]] = field(default_factory=dict)
 
@@ -91,20 +93,14 @@ class Monitor:
     def start(self) -> None:
         self._started = time.monotonic()
         self._cpu_start = {name: self._cpu_seconds(pid) for name, pid in self.pids.items()}
-        self._machine_start = _machine_cpu_seconds()
-        self._host_start = _host_counters(self.vmstat)
+        self._machine_start = _machine_counters(self.vmstat)
         self._task = asyncio.create_task(self._run())
 
     def end_window(self) -> None:
         """The measured load is over: CPU shares are taken up to now (RSS is still sampled)."""
         if self._window is None:
             cpu = {name: self._cpu_seconds(pid) for name, pid in self.pids.items()}
-            self._window = (
-                time.monotonic(),
-                cpu,
-                _machine_cpu_seconds(),
-                _host_counters(self.vmstat),
-            )
+            self._window = (time.monotonic(), cpu, _machine_counters(self.vmstat))
 
     async def stop(self) -> dict[str, Usage]:
         self.end_window()
@@ -118,20 +114,21 @@ class Monitor:
                 if current is not None and current.cancelling():
                     raise  # the caller was cancelled meanwhile (SIGTERM): not ours to swallow
         self._sample()
-        ended, cpu_at_end, (busy_now, total_now), (faults_now, steal_now) = self._window
+        ended, cpu_at_end, machine_now = self._window
         wall = max(ended - self._started, 1e-6)
         for name in self.pids:
             usage = self._usage.setdefault(name, Usage(name))
             used = cpu_at_end[name] - self._cpu_start.get(name, 0.0)
             usage.cpu_percent = round(100 * used / wall, 1)
             usage.peak_rss_mb = round(usage.peak_rss_mb, 1)
-        busy, total = busy_now - self._machine_start[0], total_now - self._machine_start[1]
+        start = self._machine_start
+        busy, total = machine_now.busy - start.busy, machine_now.total - start.total
         cores = psutil.cpu_count() or 1
         self._usage[MACHINE] = Usage(
             MACHINE,
             cpu_percent=round(100 * cores * busy / total, 1) if total else 0.0,
-            major_faults=max(faults_now - self._host_start[0], 0),
-            steal_percent=round(100 * (steal_now - self._host_start[1]) / wall, 1),
+            major_faults=max(machine_now.major_faults - start.major_faults, 0),
+            steal_percent=round(100 * (machine_now.steal - start.steal) / wall, 1),
         )
         return dict(self._usage)
 
@@ -141,21 +138,25 @@ MACHINE = "machine"
 load generator): whether the machine, not one process, was the limit."""
 
 
-def _machine_cpu_seconds() -> tuple[float, float]:
-    """Busy and total CPU seconds of all cores since boot."""
+class MachineCounters(NamedTuple):
+    """The whole machine's counters since boot, read at each edge of the measured window.
+
+    Besides busy CPU, two that stall a run from outside: steal (time the hypervisor ran
+    someone else on our vCPUs) and major page faults (a wait for the disk: this kind of VM
+    pages out memory idle for a minute, so a run can find its own pages gone).
+    """
+
+    busy: float  # CPU seconds, all cores
+    total: float
+    steal: float
+    major_faults: int
+
+
+def _machine_counters(vmstat: Path) -> MachineCounters:
+    """Read once per window edge; faults are 0 where the kernel does not say (not Linux)."""
     times = psutil.cpu_times()
     idle = times.idle + getattr(times, "iowait", 0.0)
     total = sum(times)
-    return total - idle, total
-
-
-def _host_counters(vmstat: Path) -> tuple[int, float]:
-    """Major page faults of the whole machine and its vCPUs' steal time, since boot.
-
-    Both stall a run from outside: a major fault waits for the disk (this kind of VM pages
-    out memory idle for a minute, so a run can find its own pages gone), and steal is time
-    the hypervisor ran someone else. Zero where the kernel does not say (not Linux).
-    """
     faults = 0
     with contextlib.suppress(OSError, ValueError):
         for line in vmstat.read_text().splitlines():
@@ -163,4 +164,4 @@ def _host_counters(vmstat: Path) -> tuple[int, float]:
             if name == "pgmajfault":
                 faults = int(value)
                 break
-    return faults, float(getattr(psutil.cpu_times(), "steal", 0.0))
+    return MachineCounters(total - idle, total, float(getattr(times, "steal", 0.0)), faults)

@@ -250,14 +250,17 @@ async def test_the_monitor_reads_no_major_faults_where_the_kernel_does_not_say(
 
 
 def test_a_latency_row_says_what_the_host_did_when_it_was_enough_to_stall_the_run() -> None:
-    def rows(machine: dict[str, Any]) -> dict[str, str]:
+    def results(machine: dict[str, Any]) -> dict[str, Any]:
         run = bot_run(
             usage={"bot": {"peak_rss_mb": 120.0, "cpu_percent": 50.0}, "machine": machine}
         )
-        results = {"mode": "full", "machine": report.machine(), "nlu": [], "bot": [run]}
-        return {name: measured for name, _, measured, _ in report.targets(results)}
+        return {"mode": "full", "machine": report.machine(), "nlu": [], "bot": [run]}
 
-    stalled = rows({"cpu_percent": 90.0, "major_faults": 284, "steal_percent": 3.0})
+    def rows(machine: dict[str, Any]) -> dict[str, str]:
+        return {name: measured for name, _, measured, _ in report.targets(results(machine))}
+
+    stalled_host = {"cpu_percent": 90.0, "major_faults": 284, "steal_percent": 3.0}
+    stalled = rows(stalled_host)
     rest = next(v for k, v in stalled.items() if k.startswith("rest of the pipeline"))
     reply = next(v for k, v in stalled.items() if k.startswith("reply latency"))
     assert rest == "6.0 ms (host: 284 major page faults, steal 3.0% of a core)"
@@ -266,20 +269,7 @@ def test_a_latency_row_says_what_the_host_did_when_it_was_enough_to_stall_the_ru
     assert any("steal 48.0% of a core" in v for v in stolen.values())
     calm = rows({"cpu_percent": 90.0, "major_faults": 12, "steal_percent": 2.0})
     assert not any("host:" in v for v in calm.values())
-    results = {
-        "mode": "full",
-        "machine": report.machine(),
-        "nlu": [],
-        "bot": [
-            bot_run(
-                usage={
-                    "bot": {"peak_rss_mb": 120.0, "cpu_percent": 50.0},
-                    "machine": {"cpu_percent": 90.0, "major_faults": 284, "steal_percent": 3.0},
-                }
-            )
-        ],
-    }
-    assert "| 90.0% | 3.0% / 284 |" in report.markdown(results)
+    assert "| 90.0% | 3.0% / 284 |" in report.markdown(results(stalled_host))
 
 
 def test_a_run_whose_nlu_calls_failed_misses_its_targets_however_fast_it_looks() -> None:
