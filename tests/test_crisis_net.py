@@ -45,6 +45,7 @@ from bot.safety.crisis_net import detect_crisis, normalise
         "i think i overdosed",
         "i want to die of this pain",
         "that movie was so bad i wanted to die lol",  # hyperbole or a mask: crisis comes first
+        "i want to die of embarrassment lol but honestly i want to die",
     ],
 )
 def test_explicit_self_harm_is_caught(text: str) -> None:

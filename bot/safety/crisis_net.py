@@ -25,7 +25,9 @@ _SELF_HARM = [
     # "suicide bomber" is talk about violence, not the speaker's own crisis.
     r"\bsuicid(?:e|al)\b(?!\s*(?:bomb|attack|vest|mission|operation))",
     r"\b(?:end|ending|take|taking)\s+(?:it all|my (?:own )?life|my life|everything)\b",
-    # Not the idioms: "i want to die of embarrassment" is a cringe, not a crisis.
+    # Not the idioms: "i want to die of embarrassment" is a cringe, not a crisis. A lookahead
+    # here, not a _HYPERBOLE entry: that would silence every later pattern for the whole text,
+    # and "died of embarrassment lol but honestly i want to die" must still be caught.
     r"\bwant(?:s|ed)?\s+(?:to\s+)?(?:die|be dead|disappear forever|not exist)\b" + _NOT_IDIOM,
     r"\bwanna\s+(?:die|be dead)\b" + _NOT_IDIOM,
     r"\b(?:wish|wishing)\s+(?:i|id|i'd|i was|i were)\s*(?:was |were |be |had )?"
