@@ -184,7 +184,8 @@ class Conversation:
         A text's read runs while the NLU server classifies it: the reply waits for the
         slower of the two, not for both (an update answered before costs a wasted
         classification, which is rare). The NLU request goes out first: it is the slower,
-        and the read's own set-up would otherwise delay it.
+        and the read's own set-up would otherwise delay it. When the read fails, the
+        classification is cancelled: `gather` alone would leave it running for nobody.
         """
         read_at = time.monotonic()
         begin = self.store.begin_turn(
@@ -196,7 +197,14 @@ class Conversation:
         truncated = False
         if isinstance(incoming, TextIn):
             text, truncated = clean_user_text(incoming.text, self.settings.max_message_chars)
-            understanding, start = await asyncio.gather(self._understand(text), begin)
+            understand = asyncio.ensure_future(self._understand(text))
+            read = asyncio.ensure_future(begin)
+            try:
+                understanding, start = await asyncio.gather(understand, read)
+            except BaseException:
+                understand.cancel()
+                read.cancel()
+                raise
         else:
             start = await begin
         if start.answered_before and not recovered:

@@ -13,11 +13,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import update
+from sqlalchemy.exc import OperationalError
 from telegram.error import TimedOut
 
 from bot.content.database_provider import StaticLibrary
 from bot.content.loader import load_library
-from bot.conversation import Conversation, campaign_from_payload, clean_user_text
+from bot.conversation import Conversation, TextIn, campaign_from_payload, clean_user_text
 from bot.nlu.client import NLUClient
 from bot.policy.compose import Reply
 from bot.policy.decision import Command
@@ -211,3 +212,30 @@ async def test_a_quick_turn_trusts_its_first_read_and_reads_who_handles_the_user
     take_over_after_the_read(store, "e" * 64, delay=RECHECK_AFTER * 2)
     replies = await conversation.handle("e" * 64, Command("help"), update_id=82, deliver=collect)
     assert replies == [] and len(sent) == 1 and reads == ["e" * 64]
+
+
+async def test_a_failed_first_read_cancels_the_classification_it_ran_beside(
+    commands_only: Conversation, store: Store
+) -> None:
+    """The turn's read and the NLU request run together; a dead database ends both."""
+    conversation = commands_only
+    outcome: list[str] = []
+
+    async def slow_understanding(text: str) -> Any:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            outcome.append("cancelled")
+            raise
+        outcome.append("finished")
+
+    async def broken_read(*args: Any, **kwargs: Any) -> TurnStart:
+        await asyncio.sleep(0.01)
+        raise OperationalError("SELECT", {}, Exception("database is gone"))
+
+    conversation._understand = slow_understanding  # type: ignore[method-assign]
+    store.begin_turn = broken_read  # type: ignore[method-assign]
+    with pytest.raises(OperationalError):
+        await conversation.handle("f" * 64, TextIn("i want to go to sham"), update_id=90)
+    await asyncio.sleep(0)
+    assert outcome == ["cancelled"]
