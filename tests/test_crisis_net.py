@@ -46,6 +46,9 @@ from bot.safety.crisis_net import detect_crisis, normalise
         "i want to die of this pain",
         "that movie was so bad i wanted to die lol",  # hyperbole or a mask: crisis comes first
         "i want to die of embarrassment lol but honestly i want to die",
+        "i want to die, my hair is falling out and nothing helps",
+        "i wanna die my hair is falling out and everything is wrong",
+        "gonna die my hair pink lol. honestly i want to die",
     ],
 )
 def test_explicit_self_harm_is_caught(text: str) -> None:
@@ -101,6 +104,8 @@ def test_explicit_violence_is_caught(text: str) -> None:
         "you better watch your back on that bike, the roads are icy",
         "literally want to die of embarrassment, i waved at a guy who wasnt waving at me",
         "i wanna die from laughter at this meme",
+        "i want to die my hair blue but my mom said no",  # "dye", misspelt
+        "bro i wanna die my hair blonde for summer",
         "",
     ],
 )

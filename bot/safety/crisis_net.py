@@ -16,7 +16,13 @@ from dataclasses import dataclass
 
 _I = r"(?:i|im|i'm|i am|ive|i've|me|my self|myself|i'll|ill|i will|i wanna|i want to|i need to)"
 
-_NOT_IDIOM = r"(?!\s+(?:of|from)\s+(?:embarrassment|shame|cringe|laughter|laughing|boredom))"
+_NOT_IDIOM = (
+    r"(?!\s+(?:of|from)\s+(?:embarrassment|shame|cringe|laughter|laughing|boredom)"
+    # "i want to die my hair blue" is "dye", misspelt; "i want to die, my hair..." still counts.
+    r"|\s+(?:my|her|his|ur|your)\s+hair\s+(?:\w+\s+)?(?:blonde?|blue|black|red|pink|green"
+    r"|purple|brown|white|silver|gr[ae]y|ginger|orange|dark|light|bleach\w*|colou?r\w*|for|again"
+    r"|like)\b)"
+)
 
 _SELF_HARM = [
     r"\b(?:kill|killing|hurt|hurting|cut|cutting|harm|harming)\s+(?:my ?self|myself|meself)\b",
