@@ -6,6 +6,11 @@ and the updater asks for the same batch again, forever: the bot stops answering 
 and PTB logs the raw batch (user text) at every attempt. `TolerantBot` replaces such an
 update by an empty one with the same update_id, so the batch is read, confirmed and the
 others are answered; the unreadable one is logged by its id only and answered by nobody.
+
+Each update is therefore parsed twice, here and by PTB: about 0.1 ms more per text message
+(measured with `timeit` on this project's host), against a reply's ~25 ms. Parsing once
+would mean copying PTB's `get_updates` (read timeouts, callback data) into this module and
+following it from release to release.
 """
 
 from __future__ import annotations
