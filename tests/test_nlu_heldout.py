@@ -16,13 +16,12 @@ from bot.nlu.evaluation import Scores, load_labelled, predict, score
 
 HELDOUT = Path(__file__).parent / "data" / "nlu_heldout.yml"
 
-# The shipped model (round 6 data with the review's 3 label fixes, seed 42) scores 0.931 /
-# 0.966 / 0.988 / 2.0%; before the fixes that seed scored 0.934 / 0.949 / 0.988 / 2.0% and
-# seeds 7 and 123 0.926-0.928 / 0.961-0.966 / 0.964 / 2.8-4.0%. The floors sit under the
-# shipped seed with room for a retrain on other hardware, and above the round-5 data's model
-# (0.927 / 0.905 / 0.976 / 1.2%) on risk recall.
+# The shipped model (round 6 data, seed 42) scores 0.934 / 0.949 / 0.988 / 2.0%; seeds 7 and
+# 123 of the same data 0.926-0.928 / 0.961-0.966 / 0.964 / 2.8-4.0%. The floors sit under the
+# shipped seed with room for a retrain on other hardware, and above the previous data's model
+# (0.927 / 0.905 / 0.976 / 1.2%) on risk recall, the figure round 6 was for.
 MACRO_F1_FLOOR = 0.91
-RISK_RECALL_FLOOR = 0.94
+RISK_RECALL_FLOOR = 0.93
 CRISIS_RECALL_FLOOR = 0.96
 BENIGN_FALSE_ALARM_CEILING = 0.035
 
