@@ -64,6 +64,12 @@ $(MODEL): $(VENV_NLU)/.installed
 	@mkdir -p models
 	@$(RASA) train nlu --config config.yml --nlu nlu --out models \
 	  --fixed-model-name nlu-$(MODEL_HASH) --quiet
+	@# The name was computed when make started; data edited during the minutes of training
+	@# would be in a model named after the old data, and later runs would trust it.
+	@if [ "$$(cat config.yml $$(ls nlu/*.yml | LC_ALL=C sort) requirements/nlu.txt | sha256sum \
+	  | cut -c1-12)" != "$(MODEL_HASH)" ]; then rm -f $(MODEL); \
+	  echo "error: nlu/ or config.yml changed during training; model removed, run make train again" >&2; \
+	  exit 1; fi
 	@ls -1t models/nlu-*.tar.gz | tail -n +4 | xargs -r rm -f  # keep the three newest
 	@# A new model's held-out scores go to the database (DATABASE_URL), where the dashboard's
 	@# NLU models page compares them with the previous model's. About 30 s, only after a real
