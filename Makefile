@@ -13,8 +13,10 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 
 # The model is named after a hash of what it is trained from, so `make train` retrains only
 # when the training data or the pipeline change (a fresh clone or a checkout does not).
-NLU_DATA := $(sort $(wildcard nlu/*.yml))
-MODEL_HASH := $(shell cat config.yml $(NLU_DATA) requirements/nlu.txt | sha256sum | cut -c1-12)
+# One command for the hash, run when make starts and again after training (see $(MODEL)).
+HASH_OF_MODEL_INPUTS = cat config.yml $$(ls nlu/*.yml | LC_ALL=C sort) requirements/nlu.txt \
+  | sha256sum | cut -c1-12
+MODEL_HASH := $(shell $(HASH_OF_MODEL_INPUTS))
 MODEL := models/nlu-$(MODEL_HASH).tar.gz
 WITH_MODEL := NLU_MODEL=$(abspath $(MODEL))
 
@@ -66,8 +68,7 @@ $(MODEL): $(VENV_NLU)/.installed
 	  --fixed-model-name nlu-$(MODEL_HASH) --quiet
 	@# The name was computed when make started; data edited during the minutes of training
 	@# would be in a model named after the old data, and later runs would trust it.
-	@if [ "$$(cat config.yml $$(ls nlu/*.yml | LC_ALL=C sort) requirements/nlu.txt | sha256sum \
-	  | cut -c1-12)" != "$(MODEL_HASH)" ]; then rm -f $(MODEL); \
+	@if [ "$$($(HASH_OF_MODEL_INPUTS))" != "$(MODEL_HASH)" ]; then rm -f $(MODEL); \
 	  echo "error: nlu/ or config.yml changed during training; model removed, run make train again" >&2; \
 	  exit 1; fi
 	@ls -1t models/nlu-*.tar.gz | tail -n +4 | xargs -r rm -f  # keep the three newest
