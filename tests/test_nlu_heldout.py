@@ -16,14 +16,16 @@ from bot.nlu.evaluation import Scores, load_labelled, predict, score
 
 HELDOUT = Path(__file__).parent / "data" / "nlu_heldout.yml"
 
-# The shipped model (round 6 data, seed 42) scores 0.934 / 0.949 / 0.988 / 2.0%; seeds 7 and
-# 123 of the same data 0.926-0.928 / 0.961-0.966 / 0.964 / 2.8-4.0%. The floors sit under the
-# shipped seed with room for a retrain on other hardware, and above the previous data's model
-# (0.927 / 0.905 / 0.976 / 1.2%) on risk recall, the figure round 6 was for.
-MACRO_F1_FLOOR = 0.91
-RISK_RECALL_FLOOR = 0.93
-CRISIS_RECALL_FLOOR = 0.96
-BENIGN_FALSE_ALARM_CEILING = 0.035
+# The set grew on 2026-11-27 by two fresh batches (712 messages by seven writers in new voices,
+# written after the shipped model was chosen), and they are harder for it than the first 513,
+# which had been used to choose between models for many rounds: the shipped model (round 6 data,
+# seed 42) scores 0.934 / 0.949 / 0.988 / 2.0% on the first 513 and 0.889 / 0.921 / 0.945 / 7.4%
+# on all 1,225 (README, "NLU", eighth round). The floors sit under the latter with room for a
+# retrain on other hardware; they guard against regressions, the targets are the goal.
+MACRO_F1_FLOOR = 0.87
+RISK_RECALL_FLOOR = 0.90
+CRISIS_RECALL_FLOOR = 0.93
+BENIGN_FALSE_ALARM_CEILING = 0.085
 
 pytestmark = pytest.mark.nlu
 

@@ -11,6 +11,7 @@ import yaml
 from bot.nlu.evaluation import Scores, load_labelled
 from bot.nlu.server import LocalNLUServer
 from bot.review.annotations import annotated_texts, low_confidence_queue, write_annotations
+from bot.review.cli import dataset_label
 from bot.review.evaluations import record_scores, scores_by_model
 from bot.review.transcript import annotate
 from bot.storage.database import Database
@@ -206,6 +207,22 @@ async def test_scores_per_model_show_what_a_retrain_made_worse(store: Store) -> 
     assert len(await scores_by_model(store.database)) == 3
 
 
+def test_a_set_that_gains_examples_is_recorded_as_another_set(tmp_path: Path) -> None:
+    """A retrain scored on a grown held-out set must not be compared with the old set's scores."""
+    labelled = tmp_path / "heldout.yml"
+    labelled.write_text("examples:\n  - {text: hello there, intent: greet}\n")
+    before = dataset_label(labelled)
+    labelled.write_text(
+        "# a comment changes nothing\nexamples:\n  - {text: hello there, intent: greet}\n"
+    )
+    assert dataset_label(labelled) == before
+    assert before.startswith("heldout.yml @")
+    labelled.write_text(
+        "examples:\n  - {text: hello there, intent: greet}\n  - {text: bye, intent: goodbye}\n"
+    )
+    assert dataset_label(labelled) != before
+
+
 @pytest.mark.nlu
 async def test_evaluate_record_stores_the_served_models_scores(
     tmp_path: Path, nlu_server: LocalNLUServer, nlu_model: Path
@@ -223,7 +240,7 @@ async def test_evaluate_record_stores_the_served_models_scores(
         ["nlu", "evaluate", str(labelled), "--record"], env
     )
     assert code == 0, stderr
-    assert f"recorded the scores of {nlu_model.name} on small.yml" in stdout
+    assert f"recorded the scores of {nlu_model.name} on small.yml @" in stdout
 
     database = Database(url)
     await database.start()
@@ -231,5 +248,6 @@ async def test_evaluate_record_stores_the_served_models_scores(
         [recorded] = await scores_by_model(database)
     finally:
         await database.close()
-    assert (recorded.model, recorded.dataset, recorded.examples) == (nlu_model.name, "small.yml", 3)
+    assert (recorded.model, recorded.examples) == (nlu_model.name, 3)
+    assert recorded.dataset == dataset_label(labelled)
     assert recorded.crisis_recall == 1.0

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bot.nlu.evaluation import Scores
+from bot.nlu.evaluation import Scores, load_labelled
 from bot.settings import PROJECT_ROOT, Settings
 from bot.storage.database import Database
 
@@ -80,6 +82,18 @@ def dataset_name(path: Path) -> str:
         return resolved.name
 
 
+def dataset_label(path: Path) -> str:
+    """The set's name and a fingerprint of its labelled examples.
+
+    Scores are compared between models on the same set; when the set itself changes (a new
+    batch of held-out messages), the old and new scores are of different sets, and the label
+    keeps the dashboard from showing a harder set as a worse model.
+    """
+    examples = [(e.text, e.intent) for e in load_labelled(path)]
+    digest = hashlib.sha256(json.dumps(examples).encode()).hexdigest()[:8]
+    return f"{dataset_name(path)} @{digest}"
+
+
 def record_evaluation(settings: Settings, model: str, path: Path, scores: Scores) -> str:
     """Store the scores of `model` on the set at `path`; returns what to print."""
     from bot.review.evaluations import record_scores
@@ -88,13 +102,13 @@ def record_evaluation(settings: Settings, model: str, path: Path, scores: Scores
         database = Database(settings.database_url)
         await database.start()
         try:
-            await record_scores(database, model, dataset_name(path), scores)
+            await record_scores(database, model, dataset_label(path), scores)
         finally:
             await database.close()
 
     asyncio.run(record())
     where = Database(settings.database_url).url
-    return f"recorded the scores of {model} on {dataset_name(path)} in {where}"
+    return f"recorded the scores of {model} on {dataset_label(path)} in {where}"
 
 
 def cmd_seed_demo(args: argparse.Namespace, settings: Settings) -> int:
