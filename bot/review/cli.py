@@ -98,17 +98,19 @@ def record_evaluation(settings: Settings, model: str, path: Path, scores: Scores
     """Store the scores of `model` on the set at `path`; returns what to print."""
     from bot.review.evaluations import record_scores
 
+    dataset = dataset_label(path)
+
     async def record() -> None:
         database = Database(settings.database_url)
         await database.start()
         try:
-            await record_scores(database, model, dataset_label(path), scores)
+            await record_scores(database, model, dataset, scores)
         finally:
             await database.close()
 
     asyncio.run(record())
     where = Database(settings.database_url).url
-    return f"recorded the scores of {model} on {dataset_label(path)} in {where}"
+    return f"recorded the scores of {model} on {dataset} in {where}"
 
 
 def cmd_seed_demo(args: argparse.Namespace, settings: Settings) -> int:
