@@ -153,3 +153,40 @@ def test_every_intent_has_a_row_in_the_table() -> None:
     for intent in ALL_INTENTS:
         assert decide(said(intent), fresh()).kind != "fallback", intent
     assert CLAIM_INTENTS <= RISK_INTENTS
+
+
+def said_in(text: str, intent: str) -> Message:
+    return Message(Understanding(text, intent, 0.9))
+
+
+TAGALOG = "ano ang ginagawa mo ngayong gabi kapatid ko"
+
+
+@pytest.mark.parametrize(
+    "intent", ["benign_religious", "out_of_scope", "nlu_fallback", "greet", "question_defectors"]
+)
+def test_a_message_in_another_language_gets_help_and_a_person_not_a_guess(intent: str) -> None:
+    plan = decide(said_in(TAGALOG, intent), fresh())
+    assert plan.kind == "other_language"
+    assert plan.buttons == ("help", "human")
+
+
+@pytest.mark.parametrize(
+    ("intent", "kind"),
+    [
+        ("crisis_self_harm", "safety_self_harm"),
+        ("claim_good_life", "counter_message"),
+        ("request_human", "human_requested"),
+    ],
+)
+def test_crisis_risk_and_requests_in_another_language_are_answered_as_usual(
+    intent: str, kind: str
+) -> None:
+    state = fresh()
+    state.country = "GB"
+    assert decide(said_in(TAGALOG, intent), state).kind == kind
+
+
+def test_an_english_message_is_never_answered_as_another_language() -> None:
+    text = "wallah akhi the dawla is the only ones who care"
+    assert decide(said_in(text, "benign_religious"), fresh()).kind == "benign_religious"

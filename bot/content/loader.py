@@ -59,6 +59,7 @@ REQUIRED_REPLIES: Mapping[str, frozenset[str]] = {
     "non_text": _NONE,
     "group_chat": _NONE,
     "too_long": _NONE,
+    "other_language": _NONE,
     "greet": _NONE,
     "goodbye": _NONE,
     "thanks": _NONE,

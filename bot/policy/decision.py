@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.nlu.intents import CRISIS_INTENTS, META_INTENTS, RISK_INTENTS
+from bot.nlu.language import looks_english
 from bot.nlu.understanding import Understanding
 from bot.policy.state import UserState
 
@@ -160,6 +161,10 @@ def _decide_message(understood: Understanding, state: UserState) -> ReplyPlan:
         return _crisis_followup(country)
     if intent in RISK_INTENTS:
         return ReplyPlan("counter_message", claim=intent, buttons=COUNTER_BUTTONS, flags=("risk",))
+    if not looks_english(understood.text):
+        # Read, but not understood: whatever ordinary intent the model named is a guess, and a
+        # crisis in another language would be missed. Say so, and offer help and a person.
+        return ReplyPlan("other_language", buttons=(HELP, HUMAN))
     if intent == "question_defectors":
         return ReplyPlan("sourcing", buttons=COUNTER_BUTTONS)
     if intent == "ask_bot_identity":
