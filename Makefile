@@ -73,7 +73,7 @@ $(MODEL): $(VENV_NLU)/.installed
 	  exit 1; fi
 	@ls -1t models/nlu-*.tar.gz | tail -n +4 | xargs -r rm -f  # keep the three newest
 	@# A new model's held-out scores go to the database (DATABASE_URL), where the dashboard's
-	@# NLU models page compares them with the previous model's. About a minute, only after a real
+	@# NLU models page compares them with the previous model's. About 2 minutes, only after a real
 	@# retrain; skipped without the app environment (the Docker build) and with RECORD_SCORES=no
 	@# (CI, whose test suite scores the model itself: tests/test_nlu_heldout.py).
 	@if [ "$(RECORD_SCORES)" != no ] && [ -x $(PY) ]; then \

@@ -9,8 +9,8 @@ lines and a person, so that nobody in danger is left with "can you say that anot
 English is recognised by its common words ("i", "the", "to", "my", "feel", ...), which almost
 every English sentence has, however much slang or typing it carries, together with the words of
 Muslim everyday speech the model was trained on (salam, inshallah, akhi, dawla, ...). Measured on
-the held-out set (1,225 English messages in many voices) and the 111 Tagalog messages: with at
-least 4 words and under 15% of them known, 5 held-out messages (3 of them in French or German)
+the held-out set (1,706 English messages in many voices) and the 111 Tagalog messages: with at
+least 4 words and under 15% of them known, 6 held-out messages (3 of them in French or German)
 and 89 Tagalog messages (11 of 14 crisis messages) are taken for another language. A pure
 function of the text, so the decision table stays pure.
 """
