@@ -96,6 +96,8 @@ async def test_inbox_filters(store: Store) -> None:
             .values(human_requested=True)
         )
     await say(store, "search-me", "100% sure about the Dawla_state", "claim_protects_muslims")
+    await say(store, "tagalog", "ano ang ginagawa mo ngayong gabi kapatid", "benign_religious")
+    await store.record_message("tagalog", direction="out", kind="other_language", text="sorry")
 
     assert await pseudonyms_in(store, InboxFilter(flag="crisis")) == ["crisis-old"]
     assert await pseudonyms_in(store, InboxFilter(level="elevated")) == ["risk-new"]
@@ -105,6 +107,7 @@ async def test_inbox_filters(store: Store) -> None:
         "risk-old",
     ]
     assert await pseudonyms_in(store, InboxFilter(flag="human_requested")) == ["other-new"]
+    assert await pseudonyms_in(store, InboxFilter(flag="other_language")) == ["tagalog"]
     assert await pseudonyms_in(store, InboxFilter(intent="interest_joining")) == ["risk-new"]
     assert await pseudonyms_in(store, InboxFilter(campaign="school_talk")) == ["risk-new"]
     assert await campaigns(store.database) == ["school_talk"]

@@ -41,8 +41,10 @@ from bot.storage.review_models import RISK_RANK, ConversationReview
 # this was `(User.crisis_flag.expression, User.risk_flag.expression)`.
 SEVERITY_ORDER: tuple[ColumnElement[Any], ...] = (RISK_RANK,)
 
-FLAGS = ("crisis", "risk", "human_requested", "flagged", "none")
-"""crisis and risk: the bot flagged a message of the user as such at least once."""
+FLAGS = ("crisis", "risk", "human_requested", "other_language", "flagged", "none")
+"""crisis and risk: the bot flagged a message of the user as such at least once;
+other_language: the bot answered a message with "I can only read English" (someone in the team
+who reads it, or a translation, may find what the model could not, a crisis included)."""
 STATUSES = ("new", "reviewed")
 PAGE_SIZE = 50
 PSEUDONYM_SHOWN = 10
@@ -146,6 +148,14 @@ def _filtered(statement: Select[Any], where: InboxFilter) -> Select[Any]:
         conditions.append(and_(User.risk_flag == true(), User.crisis_flag == false()))
     elif flag == "human_requested":
         conditions.append(User.human_requested == true())
+    elif flag == "other_language":
+        conditions.append(
+            exists().where(
+                Message.user_id == User.id,
+                Message.direction == "out",
+                Message.kind == "other_language",
+            )
+        )
     elif flag == "flagged":
         conditions.append(ConversationReview.flagged == true())
     elif flag == "none":
