@@ -190,3 +190,14 @@ def test_crisis_risk_and_requests_in_another_language_are_answered_as_usual(
 def test_an_english_message_is_never_answered_as_another_language() -> None:
     text = "wallah akhi the dawla is the only ones who care"
     assert decide(said_in(text, "benign_religious"), fresh()).kind == "benign_religious"
+
+
+def test_help_after_a_message_in_another_language_gives_crisis_lines_at_once() -> None:
+    state = fresh()
+    state.last_reply_kind = "other_language"
+    plan = decide(Button("help"), state)
+    assert plan.kind == "resources"
+    assert not plan.ask_country
+    assert "crisis" in plan.resource_kinds and "emergency" in plan.resource_kinds
+    state.last_reply_kind = "counter_message"
+    assert decide(Button("help"), state).ask_country

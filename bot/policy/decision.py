@@ -234,6 +234,15 @@ def _decide_button(data: str, state: UserState) -> ReplyPlan:
         claim = state.last_claim or "interest_joining"
         return ReplyPlan("counter_message", claim=claim, buttons=COUNTER_BUTTONS)
     if data == HELP:
+        if state.last_reply_kind == "other_language":
+            # That reply promised people to call now to someone the bot could not read, who
+            # may be in crisis: crisis lines at once, with no question about the country.
+            return ReplyPlan(
+                "resources",
+                resource_kinds=CRISIS_KINDS + EXIT_KINDS,
+                country=state.country,
+                buttons=(HUMAN,),
+            )
         return _resources("resources", state.country, state)
     if data == HUMAN:
         return _human()
