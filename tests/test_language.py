@@ -10,9 +10,9 @@ from bot.nlu.evaluation import load_labelled
 from bot.nlu.intents import CRISIS_INTENTS
 from bot.nlu.language import looks_english
 
-DATA = Path(__file__).resolve().parents[1]
-HELDOUT = DATA / "tests" / "data" / "nlu_heldout.yml"
-TAGALOG = DATA / "reports" / "nlu" / "batch4_tagalog.yml"
+ROOT = Path(__file__).resolve().parents[1]
+HELDOUT = ROOT / "tests" / "data" / "nlu_heldout.yml"
+TAGALOG = ROOT / "reports" / "nlu" / "batch4_tagalog.yml"
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,8 @@
 
 A message in another language is not understood, but the model still names an intent for it:
 of 111 test messages written in Tagalog, it read most as faith talk or asked the user to say it
-another way, and it found 1 of 14 crisis messages (README, "NLU", "Other languages"). The bot
+another way, and it found 2 of 14 crisis messages, both by the safety net on their English half
+(README, "NLU", "Messages in another language"). The bot
 cannot answer such a message, but it can say that it reads only English and offer the crisis
 lines and a person, so that nobody in danger is left with "can you say that another way?".
 

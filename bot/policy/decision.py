@@ -41,6 +41,8 @@ CRISIS_TOOL_BUTTONS = (HUMAN, GROUNDING, SAFETY_PLAN)
 SILENT = "silent"
 """The plan of saying nothing (a person handles the user, a mute, a flood): stored, not sent."""
 COOLDOWN = "cooldown"
+OTHER_LANGUAGE = "other_language"
+"""The plan for a message the bot could not read: it says so and offers help and a person."""
 SAFETY_KINDS = frozenset({"safety_self_harm", "safety_violence"})
 CRISIS_TOOL_KINDS = frozenset({"grounding", "safety_plan", "crisis_safe_yes", "crisis_safe_no"})
 FORGET_KINDS = frozenset({"forget_confirm", "forget_done", "forget_cancelled"})
@@ -164,7 +166,7 @@ def _decide_message(understood: Understanding, state: UserState) -> ReplyPlan:
     if not looks_english(understood.text):
         # Read, but not understood: whatever ordinary intent the model named is a guess, and a
         # crisis in another language would be missed. Say so, and offer help and a person.
-        return ReplyPlan("other_language", buttons=(HELP, HUMAN))
+        return ReplyPlan(OTHER_LANGUAGE, buttons=(HELP, HUMAN))
     if intent == "question_defectors":
         return ReplyPlan("sourcing", buttons=COUNTER_BUTTONS)
     if intent == "ask_bot_identity":
@@ -234,7 +236,7 @@ def _decide_button(data: str, state: UserState) -> ReplyPlan:
         claim = state.last_claim or "interest_joining"
         return ReplyPlan("counter_message", claim=claim, buttons=COUNTER_BUTTONS)
     if data == HELP:
-        if state.last_reply_kind == "other_language":
+        if state.last_reply_kind == OTHER_LANGUAGE:
             # That reply promised people to call now to someone the bot could not read, who
             # may be in crisis: crisis lines at once, with no question about the country.
             return ReplyPlan(
