@@ -49,6 +49,11 @@ from bot.safety.crisis_net import detect_crisis, normalise
         "i want to die, my hair is falling out and nothing helps",
         "i wanna die my hair is falling out and everything is wrong",
         "gonna die my hair pink lol. honestly i want to die",
+        # farewells and imagining oneself gone
+        "this is the last message i'll ever send",
+        "tell my mum i love her, thats all",
+        "if i was gone my family would finally have some peace",
+        "maybe if im dead it will all stop",
     ],
 )
 def test_explicit_self_harm_is_caught(text: str) -> None:
@@ -71,6 +76,11 @@ def test_explicit_self_harm_is_caught(text: str) -> None:
         "im going to get my revenge on all of them",
         "they will pay with their blood",
         "the lot of them better watch their backs after what they said",
+        # "leakage": a warning to stay away, fame after the act, "watch the news"
+        "dont come to school tomorrow. trust me",
+        "stay away from the mall on saturday, i'm serious",
+        "they will remember my name after what i do",
+        "watch the news on monday, i was not joking",
     ],
 )
 def test_explicit_violence_is_caught(text: str) -> None:
@@ -106,6 +116,15 @@ def test_explicit_violence_is_caught(text: str) -> None:
         "i wanna die from laughter at this meme",
         "i want to die my hair blue but my mom said no",  # "dye", misspelt
         "bro i wanna die my hair blonde for summer",
+        "this is the last message i'll send tonight, going to bed",
+        "if i was gone for a week would you even miss me lol",
+        "if im dead tired tomorrow blame the group chat",
+        "dont come to class tomorrow, its cancelled",
+        "skip the match on sunday, it's going to pour, trust me",
+        "don't go to the mall on saturday, trust me, it's packed",
+        "dont come to class tomorrow cause the heating is broken, trust me",
+        "they'll remember my name after this season",
+        "watch the news tonight, our school is on it",
         "",
     ],
 )

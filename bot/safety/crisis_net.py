@@ -86,6 +86,16 @@ _SELF_HARM = [
     r"\b(?:took|taken|swallowed|downed)\s+(?:a\s+(?:load|lot|bunch|handful)\s+of|too\s+many)"
     r"\s+(?:[\w']+\s+){0,3}(?:pills|tablets|meds|medication|painkillers)\b",
     r"\b(?:i|i've|ive|i'm|im|just)\s+(?:\w+\s+)?overdos(?:e|ed|ing)\b",
+    # Farewells (988 Lifeline, Samaritans: "saying goodbye"): a last message, love passed on.
+    r"\b(?:this is|this'?ll be|this will be|that'?s|that was)\s+(?:the|my)\s+last\s+"
+    r"(?:thing|message|msg|text)\s+(?:i'?ll|ill|i will|i'?m gonna|im gonna|i)?\s*(?:ever\s+)?"
+    r"(?:send|sent|write|wrote|type)\b(?!\s+(?:tonight|today|before|b4|till|until|for|this|in))",
+    r"\btell\s+(?:my\s+)?(?:mum|mom|mam|ma|mama|ammi|ami|abbu|abu|baba|dad|da|sisters?|brothers?"
+    r"|family|little ones|wee ones)\s+(?:that\s+)?i\s+(?:always\s+)?(?:love|loved)\s+"
+    r"(?:them|her|him|u|you)\b",
+    # Imagining oneself gone, as a relief to others ("if i was gone mum would get more help").
+    r"\bif\s+i\s*(?:was|were|'m|am|m)\s+(?:gone|dead|not here anymore|not around anymore)\b"
+    r"(?!\s+(?:for|on|to|till|until|this|next|by|from|at|in|tired|serious|set|broke|sure|wrong)\b)",
 ]
 
 _VIOLENCE = [
@@ -124,6 +134,20 @@ _VIOLENCE = [
     r"\b(?:they|he|she|u|you|gonna|will|'ll|ll)\s+pay\s+(?:in|with)\s+(?:their\s+|his\s+|her\s+)?blood\b",
     # Of others only: "you better watch your back on that bike" is advice.
     r"\b(?:better|best|should|gonna|need to|needs to)\s+watch\s+(?:their|his|her)\s+backs?\b",
+    # "Leakage" (US Secret Service NTAC, "Protecting America's Schools", 2019; FBI, "Making
+    # Prevention a Reality", 2017): a warning to stay away, fame after the act, "watch the news".
+    # A stay-away needs an unexplained "trust me": with a reason ("it's cancelled", "cause the
+    # roads are icy") it is news or advice.
+    r"\b(?:don'?t|dont|do not|stay away from|avoid)\s+(?:(?:go|going|come|coming|be|being|"
+    r"show up)\s+)?(?:(?:to|at|in|into)\s+)?(?:school|class|college|uni|campus|work|(?:the|that)\s+"
+    r"(?:school|mall|mosque|masjid|church|synagogue|student cent(?:er|re)|protest|office|rally|"
+    r"canteen|cafeteria))\b(?:(?!\b(?:it'?s|its|cause|because|cos|coz|cuz|bc|since)\b).){0,40}"
+    r"\b(?:trust me|i'?m serious|im serious|i mean it|don'?t ask why|dont ask why|no questions)\b"
+    r"(?!.{0,30}\b(?:it'?s|its|cause|because|cos|coz|cuz|bc|since|the|they|there)\b)",
+    r"\bremember\s+my\s+name\s+after\s+(?:what\s+i|(?:mon|tues|wednes|thurs|fri|satur|sun)day"
+    r"|tomorrow|tmrw?|tonight|today|this week|next week)\b",
+    r"\bwatch\s+the\s+news\b.{0,80}\b(?:wasn'?t|was not|not|aint|ain'?t)\s+"
+    r"(?:playing|joking|kidding|lying)\b",
 ]
 
 _HYPERBOLE = [
