@@ -16,17 +16,16 @@ from bot.nlu.evaluation import Scores, load_labelled, predict, score
 
 HELDOUT = Path(__file__).parent / "data" / "nlu_heldout.yml"
 
-# The set grew on 2026-11-27 by four fresh batches (1,792 messages by eighteen writers in new
-# voices, written after the shipped model was chosen), and they are harder for it than the first
-# 513, which had been used to choose between models for many rounds: the shipped model (round 6
-# data, seed 42) scores 0.934 / 0.949 / 0.988 / 2.0% on the first 513 and 0.886 / 0.932 / 0.940 /
-# 8.0% on all 2,305 (README, "NLU", eighth to tenth rounds). The floors sit under the latter with
-# room for a retrain on other hardware; they guard against regressions, the targets are
-# the goal.
-MACRO_F1_FLOOR = 0.87
-RISK_RECALL_FLOOR = 0.91
-CRISIS_RECALL_FLOOR = 0.92
-BENIGN_FALSE_ALARM_CEILING = 0.09
+# The set grew on 2026-11-27 by five fresh batches (2,382 messages by twenty-four writers in new
+# voices, each written after the model it judged was chosen), and they are harder than the first
+# 513, which had been used to choose between models for many rounds. The shipped model (eleventh
+# round, 5,840 examples, crisis floor 0.15) scores 0.922 / 0.962 / 0.981 / 6.2% on all 2,895
+# (README, "NLU", eighth to eleventh rounds). The floors sit under that with room for a retrain on
+# other hardware; they guard against regressions, the targets are the goal.
+MACRO_F1_FLOOR = 0.90
+RISK_RECALL_FLOOR = 0.94
+CRISIS_RECALL_FLOOR = 0.96
+BENIGN_FALSE_ALARM_CEILING = 0.075
 
 pytestmark = pytest.mark.nlu
 

@@ -336,8 +336,8 @@ def apply_crisis_floor(understood: Understanding, floor: float) -> Understanding
     The model's top intent is not enough when a crisis is second: "i need help, i could hurt
     someone" may rank `ask_help_leaving` first. Missing a crisis costs more than a kind
     safety reply to someone who did not need it, so a crisis intent anywhere in the ranking
-    at or above the floor wins. `CRISIS_CONFIDENCE_FLOOR` sets it; the default 1.0 turns it
-    off, because on the current model it added false alarms and no recall (README, "NLU").
+    at or above the floor wins. `CRISIS_CONFIDENCE_FLOOR` sets it (1.0 turns it off); the
+    default was chosen on the development set for the shipped model (README, "NLU").
     """
     if understood.intent in CRISIS_INTENTS:
         return understood
