@@ -71,8 +71,9 @@ class Settings:
     """A local NLU server that has not answered for this long is killed and restarted; 0: never."""
     crisis_confidence_floor: float = 0.15
     """A crisis intent ranked at or above this confidence counts as crisis; 1.0 turns it off.
-    0.15 was chosen on the development set for the model of the eleventh round: the lowest floor
-    that raised crisis recall without raising false alarms by more than 0.6 points (README, "NLU")."""
+    0.15 was chosen on the development set for the model of the eleventh round: the lowest
+    floor that raised crisis recall without adding more than 0.6 points of false alarms
+    (README, "NLU")."""
     risk_family_floor: float = 0.7
     """A fallback whose risk intents together reach this confidence is answered as the top
     risk intent (`bot.nlu.client.apply_risk_family`); 1.0 turns it off. 0.7 was chosen on the

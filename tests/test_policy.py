@@ -59,6 +59,21 @@ def test_a_user_in_crisis_never_gets_a_counter_message(intent: str) -> None:
     assert plan.claim is None
 
 
+def test_a_crisis_only_ranked_second_gets_the_follow_up_when_already_in_crisis() -> None:
+    second = Message(
+        Understanding("no im fine, forget it", "crisis_self_harm", 0.24, source="crisis_floor")
+    )
+    state = fresh()
+    state.in_crisis = True
+    plan = decide(second, state)
+    assert plan.kind == "crisis_followup"
+    assert plan.flags == ("crisis",) and "crisis" in plan.resource_kinds
+    state.in_crisis = False
+    assert decide(second, state).kind == "safety_self_harm"
+    state.in_crisis = True
+    assert decide(said("crisis_self_harm"), state).kind == "safety_self_harm"
+
+
 def test_another_story_is_refused_in_crisis() -> None:
     state = fresh()
     state.in_crisis = True

@@ -150,6 +150,11 @@ def _decide_message(understood: Understanding, state: UserState) -> ReplyPlan:
     intent = understood.intent
     country = understood.entity("country") or state.country
     if intent in CRISIS_INTENTS:
+        if state.in_crisis and understood.source == "crisis_floor":
+            # Only second in the model's ranking ("no i'm fine, forget it": deny, then
+            # self-harm): someone already in crisis gets the follow-up, which carries the same
+            # crisis lines and flag, not a fresh "I'm really glad you told me".
+            return _crisis_followup(country)
         return _safety(intent, country)
     if intent is None:
         return ReplyPlan("nlu_unavailable", buttons=(HELP, HUMAN))
