@@ -2,10 +2,11 @@
 
 A message in another language is not understood, but the model still names an intent for it:
 of 111 test messages written in Tagalog, it read most as faith talk or asked the user to say it
-another way, and it found 2 of 14 crisis messages, both by the safety net on their English half
-(README, "NLU", "Messages in another language"). The bot
-cannot answer such a message, but it can say that it reads only English and offer the crisis
-lines and a person, so that nobody in danger is left with "can you say that another way?".
+another way, and the sixth round's model found 2 of 14 crisis messages, both by the safety net on
+their English half (the eleventh round's finds 3; README, "NLU", "Messages in another
+language"). The bot cannot answer such a message, but it can say that it reads only English and
+offer the crisis lines and a person, so that nobody in danger is left with "can you say that
+another way?".
 
 English is recognised by its common words ("i", "the", "to", "my", "feel", ...), which almost
 every English sentence has, however much slang or typing it carries, together with the words of
