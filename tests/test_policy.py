@@ -74,6 +74,22 @@ def test_a_crisis_only_ranked_second_gets_the_follow_up_when_already_in_crisis()
     assert decide(said("crisis_self_harm"), state).kind == "safety_self_harm"
 
 
+@pytest.mark.parametrize("who", ["waiting", "person", "muted"])
+def test_a_crisis_only_ranked_second_still_passes_the_gate_when_the_bot_is_not_answering(
+    who: str,
+) -> None:
+    second = Message(Understanding("no im fine", "crisis_self_harm", 0.24, source="crisis_floor"))
+    state = fresh()
+    state.in_crisis = True
+    if who == "muted":
+        state.muted = True
+    else:
+        state.handling = who
+    plan = decide(second, state)
+    assert plan.flags == ("crisis",)
+    assert plan.kind == ("silent" if who == "person" else "safety_self_harm")
+
+
 def test_another_story_is_refused_in_crisis() -> None:
     state = fresh()
     state.in_crisis = True

@@ -14,7 +14,7 @@ Muslim everyday speech the model was trained on (salam, inshallah, akhi, dawla, 
 the held-out set (1,706 English messages in many voices) and the 111 Tagalog messages: with at
 least 4 words and under 15% of them known, 6 held-out messages (3 of them in French or German)
 and 89 Tagalog messages (11 of 14 crisis messages) are taken for another language; none of the
-599 held-out messages added later (Singlish, Kaaps, Irish English, ...) is. A pure
+1,189 held-out messages added later (Singlish, Kaaps, Irish English, ...) is. A pure
 function of the text, so the decision table stays pure.
 """
 

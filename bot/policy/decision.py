@@ -150,10 +150,17 @@ def _decide_message(understood: Understanding, state: UserState) -> ReplyPlan:
     intent = understood.intent
     country = understood.entity("country") or state.country
     if intent in CRISIS_INTENTS:
-        if state.in_crisis and understood.source == "crisis_floor":
+        if (
+            state.in_crisis
+            and understood.source == "crisis_floor"
+            and state.handling == BOT
+            and not state.muted
+        ):
             # Only second in the model's ranking ("no i'm fine, forget it": deny, then
-            # self-harm): someone already in crisis gets the follow-up, which carries the same
-            # crisis lines and flag, not a fresh "I'm really glad you told me".
+            # self-harm): someone already in crisis, talking with the bot, gets the follow-up
+            # with the same crisis lines, not a fresh "I'm really glad you told me". While
+            # waiting for a person, muted or with a person, the safety reply stands: only it
+            # passes the gate and raises the alert.
             return _crisis_followup(country)
         return _safety(intent, country)
     if intent is None:
