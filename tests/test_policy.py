@@ -59,10 +59,15 @@ def test_a_user_in_crisis_never_gets_a_counter_message(intent: str) -> None:
     assert plan.claim is None
 
 
-def test_a_crisis_only_ranked_second_gets_the_follow_up_when_already_in_crisis() -> None:
-    second = Message(
+def ranked_second() -> Message:
+    """Self-harm that only the crisis floor raised: the model put `deny` first."""
+    return Message(
         Understanding("no im fine, forget it", "crisis_self_harm", 0.24, source="crisis_floor")
     )
+
+
+def test_a_crisis_only_ranked_second_gets_the_follow_up_when_already_in_crisis() -> None:
+    second = ranked_second()
     state = fresh()
     state.in_crisis = True
     plan = decide(second, state)
@@ -78,7 +83,7 @@ def test_a_crisis_only_ranked_second_gets_the_follow_up_when_already_in_crisis()
 def test_a_crisis_only_ranked_second_still_passes_the_gate_when_the_bot_is_not_answering(
     who: str,
 ) -> None:
-    second = Message(Understanding("no im fine", "crisis_self_harm", 0.24, source="crisis_floor"))
+    second = ranked_second()
     state = fresh()
     state.in_crisis = True
     if who == "muted":

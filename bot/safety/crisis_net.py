@@ -16,6 +16,10 @@ from dataclasses import dataclass
 
 _I = r"(?:i|im|i'm|i am|ive|i've|me|my self|myself|i'll|ill|i will|i wanna|i want to|i need to)"
 
+# Words that give a reason: a warning with one ("it's cancelled", "cause the roads are icy") is
+# news or advice, not a threat.
+_REASON = r"(?:it'?s|its|cause|because|cos|coz|cuz|bc|since)"
+
 _NOT_IDIOM = (
     r"(?!\s+(?:of|from)\s+(?:embarrassment|shame|cringe|laughter|laughing|boredom)"
     # "i want to die my hair blue" is "dye", misspelt; "i want to die, my hair..." still counts.
@@ -140,14 +144,13 @@ _VIOLENCE = [
     r"\b(?:better|best|should|gonna|need to|needs to)\s+watch\s+(?:their|his|her)\s+backs?\b",
     # "Leakage" (US Secret Service NTAC, "Protecting America's Schools", 2019; FBI, "Making
     # Prevention a Reality", 2017): a warning to stay away, fame after the act, "watch the news".
-    # A stay-away needs an unexplained "trust me": with a reason ("it's cancelled", "cause the
-    # roads are icy") it is news or advice.
+    # A stay-away needs an unexplained "trust me" (no _REASON before or after it).
     r"\b(?:don'?t|dont|do not|stay away from|avoid)\s+(?:(?:go|going|come|coming|be|being|"
     r"show up)\s+)?(?:(?:to|at|in|into)\s+)?(?:school|class|college|uni|campus|(?:the|that)\s+"
     r"(?:school|mosque|masjid|church|synagogue|student cent(?:er|re)))\b"
-    r"(?:(?!\b(?:it'?s|its|cause|because|cos|coz|cuz|bc|since)\b).){0,40}"
+    rf"(?:(?!\b{_REASON}\b).){{0,40}}"
     r"\b(?:trust me|i'?m serious|im serious|i mean it|don'?t ask why|dont ask why|no questions)\b"
-    r"(?!.{0,30}\b(?:it'?s|its|cause|because|cos|coz|cuz|bc|since|need|needs|lol|lmao)\b)",
+    rf"(?!.{{0,30}}\b(?:{_REASON}|need|needs|lol|lmao)\b)",
     r"\bremember\s+my\s+name\s+after\s+(?:what\s+i\s*(?:'m|m|am)?\s*(?:gonna|going to|will"
     r"|'ll|ll|do)\b|(?:(?:mon|tues|wednes|thurs|fri|satur|sun)day|tomorrow|tmrw?|tonight|today"
     r"|this week|next week)\b(?!'s))",
