@@ -16,16 +16,16 @@ from bot.nlu.evaluation import Scores, load_labelled, predict, score
 
 HELDOUT = Path(__file__).parent / "data" / "nlu_heldout.yml"
 
-# The set grew on 2026-11-27 and 28 by nine fresh batches (4,697 messages by forty-eight new
-# writers, each written after the model it judged was chosen), and they are harder than the first
-# 513, which had been used to choose between models for many rounds. The shipped model (eleventh
-# round, 5,840 examples, crisis floor 0.15) scores 0.922 / 0.960 / 0.970 / 6.2% on all 5,210
-# (README, "NLU", eighth to fourteenth rounds). The floors sit under that with room for a retrain on
-# other hardware; they guard against regressions, the targets are the goal.
+# The set is the batches written from 2026-11-28 on (2,315 messages by twenty-four writers in new
+# voices, 72% hard), each decontaminated against everything written before it; the seven batches
+# before them now train the model (README, "NLU", fifteenth round). The shipped model (fifteenth
+# round, 8,675 examples, crisis floor 0.1) scores 0.927 / 0.978 / 0.979 / 4.1% on it. The floors
+# sit under that with room for a retrain on other hardware; they guard against regressions, the
+# issue's targets are the goal.
 MACRO_F1_FLOOR = 0.90
-RISK_RECALL_FLOOR = 0.94
+RISK_RECALL_FLOOR = 0.96
 CRISIS_RECALL_FLOOR = 0.96
-BENIGN_FALSE_ALARM_CEILING = 0.075
+BENIGN_FALSE_ALARM_CEILING = 0.055
 
 pytestmark = pytest.mark.nlu
 
